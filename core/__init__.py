@@ -1,0 +1,1 @@
+"""Shared kernel: settings, domain models, database."""

