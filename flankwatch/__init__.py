@@ -1,0 +1,1 @@
+"""Flankwatch application shell: CLI, pipeline runner, demo."""

@@ -1,0 +1,245 @@
+"""The `flankwatch` command line."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+
+from core.db import session_scope, upgrade
+from core.models import Alert, Feed, FetchRecord, Story
+from core.settings import Settings, get_settings
+from flankwatch import display
+from flankwatch.pipeline import STAGES, RunSummary, run_once
+
+app = typer.Typer(help="Flankwatch: news about NATO's eastern flank, grouped into stories, searchable, alerted.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="State database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    upgrade(settings)
+    return settings
+
+
+def _parse_day(value: str | None, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or ISO 8601)") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    if end and len(value) == 10:
+        parsed = parsed.replace(hour=23, minute=59, second=59)
+    return parsed
+
+
+def _run_with_progress(settings: Settings, now: datetime | None = None) -> RunSummary:
+    with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_stage(name: str):  # type: ignore[no-untyped-def]
+            for previous in tasks.values():
+                bar.update(previous, completed=bar.tasks[previous].total or 1, total=bar.tasks[previous].total or 1)
+            tasks[name] = bar.add_task(name, total=None)
+            return lambda done, total: bar.update(tasks[name], completed=done, total=total)
+
+        summary = run_once(settings, now=now, on_stage=on_stage)
+        for task_id in tasks.values():
+            bar.update(task_id, completed=bar.tasks[task_id].total or 1, total=bar.tasks[task_id].total or 1)
+    return summary
+
+
+def _print_summary(summary: RunSummary) -> None:
+    lines = []
+    for name in STAGES:
+        if name in summary.stages:
+            counts = {k: v for k, v in summary.stages[name].items() if not isinstance(v, list) and k != "run_id"}
+            lines.append(f"[bold]{name:<8}[/bold] " + "  ".join(f"{k}={v}" for k, v in counts.items()))
+        if name in summary.errors:
+            lines.append(f"[bold red]{name:<8} failed:[/bold red] {escape(summary.errors[name])}")
+    console.print(f"run [bold]{summary.run_id}[/bold]")
+    console.print("\n".join(lines))
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One cycle of every stage, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between cycles when not --once.")] = 600.0,
+) -> None:
+    """Run the pipeline: collect -> enrich -> index -> alert."""
+    settings = _settings()
+    while True:
+        summary = _run_with_progress(settings)
+        _print_summary(summary)
+        if once:
+            raise typer.Exit(0 if summary.ok else 1)
+        time.sleep(interval)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Words, "a phrase", prefix*, a OR b. Empty: newest first.')] = "",
+    since: Annotated[Optional[str], typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(help="Outlet name (repeatable).")] = None,
+    language: Annotated[Optional[list[str]], typer.Option(help="Language code (repeatable).")] = None,
+    topic: Annotated[Optional[list[str]], typer.Option(help="Topic name (repeatable).")] = None,
+    story: Annotated[Optional[list[str]], typer.Option(help="Story id (repeatable).")] = None,
+    sort: Annotated[str, typer.Option(help="relevance | newest | oldest")] = "relevance",
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=200)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Search the archive, with highlights and facet counts."""
+    from archive import open_archive
+    from archive.base import SearchQuery
+
+    if sort not in ("relevance", "newest", "oldest"):
+        raise typer.BadParameter("sort must be relevance, newest or oldest")
+    settings = _settings()
+    backend = open_archive(settings)
+    try:
+        result = backend.search(SearchQuery(
+            text=query, date_from=_parse_day(since), date_to=_parse_day(until, end=True),
+            sources=tuple(source or ()), languages=tuple(language or ()), topics=tuple(topic or ()),
+            story_ids=tuple(story or ()), sort=sort, page=page, per_page=per_page,  # type: ignore[arg-type]
+        ))
+    finally:
+        backend.close()
+    if as_json:
+        print(json.dumps({
+            "total": result.total, "facets": result.facets,
+            "hits": [{"id": h.id, "score": h.score, "title": h.doc.title, "url": h.doc.url, "source": h.doc.source,
+                      "language": h.doc.language, "published_at": h.doc.published_at.isoformat(),
+                      "story_id": h.doc.story_id, "highlights": h.highlights} for h in result.hits],
+        }, ensure_ascii=False, indent=2))
+        return
+    console.print(display.search_table(result))
+    if result.total:
+        console.print(display.facets_table(result))
+
+
+@app.command()
+def stories(
+    topic: Annotated[Optional[str], typer.Option(help="Only this topic.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    min_articles: Annotated[int, typer.Option(help="Hide smaller stories.")] = 1,
+) -> None:
+    """Stories, most recently active first."""
+    settings = _settings()
+    with session_scope(settings) as session:
+        query = select(Story).where(Story.article_count >= min_articles)
+        if topic:
+            query = query.where(Story.topic == topic)
+        rows = session.scalars(query.order_by(Story.last_seen.desc()).limit(limit)).all()
+        console.print(display.stories_table(rows))
+
+
+@app.command()
+def feeds() -> None:
+    """Feed health: status, error class, consecutive failures, last success, new items."""
+    settings = _settings()
+    with session_scope(settings) as session:
+        rows = session.scalars(select(Feed).order_by(Feed.enabled.desc(), Feed.name)).all()
+        last_run = session.scalar(select(FetchRecord.run_id).order_by(FetchRecord.started_at.desc()).limit(1))
+        new_items: dict[int, int] = {}
+        if last_run:
+            new_items = dict(session.execute(select(FetchRecord.feed_id, FetchRecord.items_new)
+                                             .where(FetchRecord.run_id == last_run)).tuples().all())
+        console.print(display.feeds_table(rows, new_items))
+        failing = sum(1 for f in rows if f.last_status == "error")
+        console.print(f"{len(rows)} feeds, {failing} failing in their last poll")
+
+
+@app.command("import-opml")
+def import_opml(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+    """Add the feeds of an OPML file (existing URLs are updated, nothing is deleted)."""
+    from collectors.feeds_config import sync_feeds
+    from collectors.opml import parse_opml
+
+    settings = _settings()
+    specs = parse_opml(file.read_bytes())
+    with session_scope(settings) as session:
+        count = sync_feeds(session, specs, origin="opml")
+    console.print(f"imported {len(specs)} feeds from {escape(str(file))} ({count} new or changed)")
+
+
+@app.command("export-opml")
+def export_opml(file: Annotated[Optional[Path], typer.Argument(help="Output file; default stdout.")] = None) -> None:
+    """Write every feed as OPML 2.0."""
+    from collectors.feeds_config import FeedSpec
+    from collectors.opml import to_opml
+
+    settings = _settings()
+    with session_scope(settings) as session:
+        specs = [FeedSpec(name=f.name, url=f.url, language=f.language, country=f.country, fulltext=f.fulltext)
+                 for f in session.scalars(select(Feed).where(Feed.origin != "demo").order_by(Feed.name))]
+    text = to_opml(specs)
+    if file is None:
+        print(text)
+    else:
+        file.write_text(text, encoding="utf-8")
+        console.print(f"wrote {len(specs)} feeds to {escape(str(file))}")
+
+
+@app.command()
+def demo(
+    limit: Annotated[int, typer.Option(help="Items to replay (keeps the demo short).")] = 400,
+    cycles: Annotated[int, typer.Option(help="Pipeline cycles over the replay.")] = 16,
+    data: Annotated[Optional[Path], typer.Option(help="Folder of the shared data (default ../shared/data).")] = None,
+) -> None:
+    """Replay real news from ../shared/data through the whole pipeline, offline."""
+    from flankwatch.demo import DEFAULT_DATA, run_demo
+
+    settings = _settings()
+    result = run_demo(settings, data_dir=data or DEFAULT_DATA, limit=limit, cycles=cycles, console=console)
+    with session_scope(settings) as session:
+        story_rows = session.scalars(select(Story).order_by(Story.article_count.desc(), Story.last_seen.desc())).all()
+        if result.story_ids:
+            story_rows = [s for s in story_rows if s.id in result.story_ids]
+        alert_query = select(Alert).order_by(Alert.created_at)
+        if result.alert_ids:
+            alert_query = alert_query.where(Alert.id.in_(result.alert_ids))
+        alert_rows = session.scalars(alert_query).all()
+        headlines = dict(session.execute(select(Story.id, Story.headline)).tuples().all())
+        n_stories = len(story_rows)
+        multi = [s for s in story_rows if s.article_count > 1]
+        console.print(display.stories_table((multi or story_rows)[:25],
+                                            title=f"stories ({n_stories}; {len(multi)} with 2+ articles)"))
+        console.print(display.alerts_table(alert_rows, headlines, title=f"alerts ({len(alert_rows)})"))
+        total_alerts = session.scalar(select(func.count()).select_from(Alert))
+    console.print(f"demo: {result.items} items, {result.new_articles} new articles, {result.relevant} relevant, "
+                  f"{n_stories} stories, {len(alert_rows)} alerts ({total_alerts} in the outbox in all).")
+    for error in result.errors[:10]:
+        console.print(f"[red]{escape(error)}[/red]")
+    console.print("Search the archive now, e.g.: [bold].venv/bin/flankwatch search brigade[/bold]")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the Alembic migrations (idempotent)."""
+    settings = get_settings()
+    upgrade(settings, revision)
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    console.print(f"state database at {revision}: {escape(shown)}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,109 @@
+"""Rich tables for the CLI. Feed text is untrusted: it is always escaped for rich markup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from rich.markup import escape
+from rich.table import Table
+
+from archive.base import SearchResult, render_highlight
+from core.models import Alert, Feed, Story
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+
+def _counts(counts: dict[str, int] | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted((counts or {}).items(), key=lambda kv: -kv[1]))
+
+
+def highlighted(fragment: str) -> str:
+    """A highlight fragment as rich markup: the text escaped, the matches in bold yellow."""
+    return render_highlight(fragment, "[bold yellow]", "[/bold yellow]", escape=escape)
+
+
+def search_table(result: SearchResult) -> Table:
+    first = (result.page - 1) * result.per_page + 1
+    table = Table(title=f"{result.total} hits (showing {first}-{first + len(result.hits) - 1})"
+                  if result.hits else f"{result.total} hits", show_lines=True)
+    table.add_column("published", no_wrap=True)
+    table.add_column("source")
+    table.add_column("lang")
+    table.add_column("article")
+    for hit in result.hits:
+        doc = hit.doc
+        title = highlighted(hit.highlights["title"][0]) if hit.highlights.get("title") else escape(doc.title)
+        snippets = [highlighted(f) for field in ("summary", "content") for f in hit.highlights.get(field, [])]
+        body = f"[bold]{title}[/bold]"
+        if snippets:
+            body += "\n" + " … ".join(snippets[:2])
+        body += f"\n[dim]{escape(doc.url)}[/dim]"
+        if doc.story_id:
+            body += f"\n[dim]story {escape(doc.story_id)}[/dim]"
+        table.add_row(_when(doc.published_at), escape(doc.source), escape(doc.language or "-"), body)
+    return table
+
+
+def facets_table(result: SearchResult, top: int = 5) -> Table:
+    table = Table(title="facets", show_header=True)
+    table.add_column("facet")
+    table.add_column("top values (count)")
+    for name, counts in result.facets.items():
+        best = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        table.add_row(name, escape(", ".join(f"{k} ({v})" for k, v in best)))
+    return table
+
+
+def stories_table(stories: Iterable[Story], title: str = "stories") -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("last seen", no_wrap=True)
+    table.add_column("headline")
+    table.add_column("articles", justify="right")
+    table.add_column("sources", justify="right")
+    table.add_column("languages")
+    table.add_column("first seen", no_wrap=True)
+    table.add_column("id", style="dim")
+    for story in stories:
+        table.add_row(_when(story.last_seen), escape(story.headline), str(story.article_count),
+                      str(story.source_count), escape(_counts(story.language_counts)), _when(story.first_seen),
+                      story.id[:12])
+    return table
+
+
+def alerts_table(alerts: Iterable[Alert], headlines: dict[str, str], title: str = "alerts") -> Table:
+    table = Table(title=title)
+    table.add_column("created", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("story")
+    table.add_column("size", justify="right")
+    table.add_column("status")
+    table.add_column("delivery")
+    for alert in alerts:
+        table.add_row(_when(alert.created_at), alert.kind, escape(headlines.get(alert.story_id or "", "-")),
+                      str(alert.story_article_count), alert.status, alert.delivery or "-")
+    return table
+
+
+def feeds_table(feeds: Iterable[Feed], new_items: dict[int, int]) -> Table:
+    table = Table(title="feeds")
+    table.add_column("feed")
+    table.add_column("lang")
+    table.add_column("status")
+    table.add_column("error class")
+    table.add_column("fails", justify="right")
+    table.add_column("last fetch", no_wrap=True)
+    table.add_column("last success", no_wrap=True)
+    table.add_column("new last run", justify="right")
+    table.add_column("items", justify="right")
+    styles = {"ok": "green", "not_modified": "cyan", "error": "red"}
+    for feed in feeds:
+        status = feed.last_status or "never"
+        shown = f"[{styles.get(status, 'dim')}]{status}[/]" + ("" if feed.enabled else " [dim](disabled)[/dim]")
+        table.add_row(escape(feed.name), feed.language or "-", shown, feed.last_error_class or "",
+                      str(feed.consecutive_failures), _when(feed.last_fetch_at), _when(feed.last_success_at),
+                      str(new_items.get(feed.id, "-")), str(feed.items_total))
+    return table
+
