@@ -1,0 +1,271 @@
+"""The archive interface: documents, queries, results and the backend contract.
+
+The embedded default is SQLite (`archive.sqlite`); an Elasticsearch backend implements the same contract
+later. The shapes follow what ES does natively, so that it needs no emulation:
+
+- documents are upserted in bulk by `id` (ES `_bulk` with `_id`); re-indexing an id overwrites it;
+- every filter of `SearchQuery` is an exact term/range filter (ES `bool.filter` of `terms` / `range`);
+- highlights are lists of fragments per field (ES `highlight` with `pre_tags`/`post_tags` set to the
+  markers below and no HTML encoder);
+- facets are value -> count over the whole filtered match set (ES `terms` aggregations);
+- `nearest` is kNN with the same filters (ES `knn` with `filter`).
+"""
+
+from __future__ import annotations
+
+import html
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+# Highlight markers: Unicode private-use characters, never markup. Feed text is hostile and may itself
+# contain `<em>` or `<script>`, so a fragment is plain text plus these two characters, and each renderer
+# (terminal, Slack, HTML) escapes the text first and only then turns the markers into its own markup:
+# see `render_highlight`. Backends remove these characters from document text before highlighting, so a
+# feed cannot forge a highlight.
+HL_START = "\ue000"
+HL_END = "\ue001"
+
+Sort = Literal["relevance", "newest", "oldest"]
+StorySort = Literal["last_seen", "size"]
+SORTS: tuple[str, ...] = ("relevance", "newest", "oldest")
+STORY_SORTS: tuple[str, ...] = ("last_seen", "size")
+FACET_FIELDS: tuple[str, ...] = ("source", "language", "topic", "story_id")
+MAX_PER_PAGE = 200
+
+
+def _utc(value: datetime | None, name: str, required: bool = False) -> datetime | None:
+    if value is None:
+        if required:
+            raise ValueError(f"{name} is required")
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"{name}: naive datetime {value!r}; the archive takes UTC-aware timestamps only")
+    return value.astimezone(timezone.utc)
+
+
+@dataclass
+class ArticleDoc:
+    """An article as the archive stores it (one ES document in the articles index)."""
+
+    id: str
+    url: str
+    title: str
+    summary: str
+    content: str
+    source: str
+    language: str | None
+    published_at: datetime
+    topics: list[str] = field(default_factory=list)
+    relevance: float | None = None
+    story_id: str | None = None
+    embedding: np.ndarray | None = None  # float32, 1-D; not returned by `search`/`nearest` (like ES `_source` excludes)
+
+    def __post_init__(self) -> None:
+        self.published_at = _utc(self.published_at, "published_at", required=True)  # type: ignore[assignment]
+        self.summary = self.summary or ""
+        self.content = self.content or ""
+        self.topics = list(self.topics)
+        if self.embedding is not None:
+            self.embedding = np.asarray(self.embedding, dtype=np.float32).reshape(-1)
+
+
+@dataclass
+class StoryDoc:
+    """A story (one real-world event) as the archive stores it."""
+
+    id: str
+    topic: str
+    headline: str
+    first_seen: datetime
+    last_seen: datetime
+    article_count: int = 0
+    source_count: int = 0
+    sources: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    top_links: list[dict[str, str]] = field(default_factory=list)  # [{"title", "url", "source"}], newest first
+
+    def __post_init__(self) -> None:
+        self.first_seen = _utc(self.first_seen, "first_seen", required=True)  # type: ignore[assignment]
+        self.last_seen = _utc(self.last_seen, "last_seen", required=True)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What an analyst asks for. Every field but `text` is an exact filter; empty means "no filter".
+
+    `text` is user input, parsed by `archive.query.parse_query` (never passed to a backend as syntax):
+    words are ANDed, "quoted phrases" stay phrases, `word*` is a prefix, `OR` between two words is an
+    alternative; anything else is plain text. Empty text browses the filtered set, newest first.
+    `date_from` and `date_to` are inclusive and must be UTC-aware.
+    """
+
+    text: str = ""
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    sources: Sequence[str] = ()
+    languages: Sequence[str] = ()
+    topics: Sequence[str] = ()
+    story_ids: Sequence[str] = ()
+    sort: Sort = "relevance"
+    page: int = 1
+    per_page: int = 20
+    highlight: bool = True
+    facets: Sequence[str] = FACET_FIELDS
+    facet_size: int = 50  # most frequent values returned per facet (ES `terms.size`)
+
+    def __post_init__(self) -> None:
+        for name in ("sources", "languages", "topics", "story_ids", "facets"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # a lone string would otherwise be split into characters
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "text", self.text or "")
+        object.__setattr__(self, "date_from", _utc(self.date_from, "date_from"))
+        object.__setattr__(self, "date_to", _utc(self.date_to, "date_to"))
+        if self.sort not in SORTS:
+            raise ValueError(f"sort must be one of {SORTS}, not {self.sort!r}")
+        if self.page < 1:
+            raise ValueError(f"page must be >= 1, not {self.page}")
+        if not 1 <= self.per_page <= MAX_PER_PAGE:
+            raise ValueError(f"per_page must be within 1..{MAX_PER_PAGE}, not {self.per_page}")
+        unknown = set(self.facets) - set(FACET_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown facets {sorted(unknown)}; known: {FACET_FIELDS}")
+        if self.facet_size < 1:
+            raise ValueError(f"facet_size must be >= 1, not {self.facet_size}")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+@dataclass
+class Hit:
+    """One result. `highlights` maps a field ("title", "summary", "content") to fragments with markers."""
+
+    id: str
+    score: float
+    doc: ArticleDoc
+    highlights: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    total: int
+    hits: list[Hit]
+    facets: dict[str, dict[str, int]]  # field -> value -> count, over the whole filtered match set
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return (self.total + self.per_page - 1) // self.per_page
+
+
+@dataclass
+class IndexReport:
+    """What a bulk index call did: ids indexed, and the reason each failed id was not."""
+
+    indexed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class ArchiveBackend(ABC):
+    """The searchable archive of articles and stories. Usable as a context manager (closes on exit)."""
+
+    @abstractmethod
+    def ensure_ready(self) -> None:
+        """Create what the backend needs (tables, indices, mappings); idempotent."""
+
+    @abstractmethod
+    def index_articles(self, docs: Iterable[ArticleDoc]) -> IndexReport:
+        """Upsert articles by id. A document that cannot be stored is reported in `failed`, not raised;
+        an unreachable backend raises."""
+
+    @abstractmethod
+    def index_stories(self, docs: Iterable[StoryDoc]) -> IndexReport:
+        """Upsert stories by id (same failure rules as `index_articles`)."""
+
+    @abstractmethod
+    def get_article(self, article_id: str) -> ArticleDoc | None:
+        """The article with its embedding, or None."""
+
+    @abstractmethod
+    def get_story(self, story_id: str) -> StoryDoc | None: ...
+
+    @abstractmethod
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Full-text search with filters, sort, paging, highlights and facets. Never raises on user text."""
+
+    @abstractmethod
+    def list_stories(
+        self, topic: str | None = None, limit: int = 20, sort: StorySort = "last_seen"
+    ) -> list[StoryDoc]:
+        """Stories, most recently active first (`last_seen`) or largest first (`size`)."""
+
+    @abstractmethod
+    def nearest(self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None) -> list[Hit]:
+        """The `k` articles whose embeddings are closest (cosine) to `vector`, closest first; `score` is the
+        cosine similarity. `query` restricts the candidates: its filters, and its text if any; its sort,
+        paging, highlight and facets are ignored."""
+
+    @abstractmethod
+    def count(self) -> dict[str, int]:
+        """Documents held: {"articles": n, "stories": m}."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ArchiveBackend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def render_highlight(
+    fragment: str, start: str, end: str, escape: Callable[[str], str] = html.escape
+) -> str:
+    """A fragment for one medium: the text escaped with `escape`, then the markers replaced by `start`/`end`.
+
+    The text is escaped piece by piece between the markers, so `escape` never sees (or mangles) a marker,
+    and nothing in the text can become markup: `render_highlight("<b>\\ue000x\\ue001", "<mark>", "</mark>")`
+    gives `"&lt;b&gt;<mark>x</mark>"`.
+    """
+    out: list[str] = []
+    piece: list[str] = []
+    for char in fragment:
+        if char in (HL_START, HL_END):
+            out.append(escape("".join(piece)))
+            piece = []
+            out.append(start if char == HL_START else end)
+        else:
+            piece.append(char)
+    out.append(escape("".join(piece)))
+    return "".join(out)
+
+
+def strip_highlight(fragment: str) -> str:
+    """The fragment's plain text, markers removed."""
+    return fragment.replace(HL_START, "").replace(HL_END, "")
+
+
+def as_dict(doc: Any) -> dict[str, Any]:
+    """A JSON-able view of a document (datetimes as ISO strings, embedding left out)."""
+    data = asdict(doc)
+    data.pop("embedding", None)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return data

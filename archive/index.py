@@ -1,0 +1,151 @@
+"""The `index` stage: copy enriched articles and changed stories from the state DB into the archive.
+
+Pending means never indexed, or changed since (`indexed_at IS NULL OR indexed_at < updated_at`); articles
+also have to be enriched first. Only what the backend reports as indexed is marked, so a failure stays
+pending and is retried on the next run. Each batch commits on its own, so a crash loses at most a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from archive.backends import open_archive
+from archive.base import ArchiveBackend
+from archive.documents import article_doc, story_doc
+from core.db import session_scope
+from core.models import Article, Story
+from core.settings import Settings
+
+BATCH_SIZE = 500
+TOP_LINKS = 5  # most recent articles a story document links to
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IndexSummary:
+    articles_indexed: int = 0
+    stories_indexed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # "article:<id>" / "story:<id>" -> reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "articles_indexed": self.articles_indexed,
+            "stories_indexed": self.stories_indexed,
+            "failed": dict(self.failed),
+        }
+
+
+def index(settings: Settings, *, progress: Progress | None = None) -> IndexSummary:
+    """Index what is pending (see the module doc). Safe to re-run; a run with nothing new indexes 0."""
+    summary = IndexSummary()
+    with session_scope(settings) as session:
+        article_ids = _pending(session, Article, Article.enriched_at.is_not(None))
+        story_ids = _pending(session, Story)
+    total, done = len(article_ids) + len(story_ids), 0
+    if progress and total:
+        progress(0, total)
+    with open_archive(settings) as archive:
+        for batch in _batches(article_ids):
+            summary.articles_indexed += _index_articles(settings, archive, batch, summary.failed)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        for batch in _batches(story_ids):
+            summary.stories_indexed += _index_stories(settings, archive, batch, summary.failed)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+    return summary
+
+
+def _pending(session: Session, model: type[Article] | type[Story], *where: ColumnElement[bool]) -> list[str]:
+    stale = or_(model.indexed_at.is_(None), model.indexed_at < model.updated_at)
+    return list(session.scalars(select(model.id).where(stale, *where).order_by(model.id)))
+
+
+def _batches(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), BATCH_SIZE):
+        yield ids[start : start + BATCH_SIZE]
+
+
+def _index_articles(
+    settings: Settings, archive: ArchiveBackend, ids: Sequence[str], failed: dict[str, str]
+) -> int:
+    with session_scope(settings) as session:
+        articles = session.scalars(select(Article).where(Article.id.in_(ids))).all()
+        docs = []
+        for article in articles:
+            try:
+                docs.append(article_doc(article))
+            except (ValueError, TypeError) as exc:  # e.g. a corrupt embedding blob
+                failed[f"article:{article.id}"] = f"{type(exc).__name__}: {exc}"
+        report = archive.index_articles(docs)
+        failed.update({f"article:{doc_id}": reason for doc_id, reason in report.failed.items()})
+        _mark(session, Article, report.indexed, {a.id: a.updated_at for a in articles})
+        return len(report.indexed)
+
+
+def _index_stories(
+    settings: Settings, archive: ArchiveBackend, ids: Sequence[str], failed: dict[str, str]
+) -> int:
+    with session_scope(settings) as session:
+        stories = session.scalars(select(Story).where(Story.id.in_(ids))).all()
+        links = _recent_articles(session, ids)
+        docs = []
+        for story in stories:
+            try:
+                docs.append(story_doc(story, links.get(story.id, [])))
+            except (ValueError, TypeError) as exc:
+                failed[f"story:{story.id}"] = f"{type(exc).__name__}: {exc}"
+        report = archive.index_stories(docs)
+        failed.update({f"story:{doc_id}": reason for doc_id, reason in report.failed.items()})
+        _mark(session, Story, report.indexed, {s.id: s.updated_at for s in stories})
+        return len(report.indexed)
+
+
+def _recent_articles(session: Session, story_ids: Sequence[str]) -> dict[str, list[Article]]:
+    """The `TOP_LINKS` most recent articles of each story, newest first (one query for the batch)."""
+    rank = (
+        func.row_number()
+        .over(partition_by=Article.story_id, order_by=(Article.published_at.desc(), Article.id))
+        .label("rank")
+    )
+    ranked = select(Article, rank).where(Article.story_id.in_(story_ids)).subquery()
+    recent = aliased(Article, ranked)
+    rows = session.scalars(
+        select(recent).where(ranked.c.rank <= TOP_LINKS).order_by(ranked.c.story_id, ranked.c.rank)
+    )
+    out: dict[str, list[Article]] = {}
+    for article in rows:
+        out.setdefault(article.story_id or "", []).append(article)
+    return out
+
+
+def _mark(
+    session: Session,
+    model: type[Article] | type[Story],
+    ids: Sequence[str],
+    seen: dict[str, datetime],
+) -> None:
+    """Set `indexed_at` on the rows indexed, unless they changed since they were read (then they stay
+    pending). `indexed_at` is never before the `updated_at` indexed, whatever clock wrote that one."""
+    if not ids:
+        return
+    now = datetime.now(timezone.utc)
+    table = model.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.updated_at == bindparam("b_seen"))
+        .values(indexed_at=bindparam("b_at"))
+    )
+    session.execute(
+        statement,
+        [{"b_id": i, "b_seen": seen[i], "b_at": max(now, seen[i]) if seen[i] else now} for i in ids if i in seen],
+    )

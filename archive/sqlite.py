@@ -1,0 +1,428 @@
+"""The embedded archive: a SQLite file of its own (`settings.archive_path`), FTS5 for text, numpy for kNN.
+
+Separate from the state DB on purpose: it can be rebuilt from the state DB at any time (clear the
+`indexed_at` columns and run `index`), and it is what the Elasticsearch backend replaces.
+
+- `articles` holds the documents (embedding as a float32 blob), `article_topics` their topics (an article
+  may have several), `articles_fts` an FTS5 index over title, summary and content with
+  `unicode61 remove_diacritics 2`, kept in sync on every upsert. The FTS table holds `folding.fold(text)`
+  (same length as the text, see `archive.folding`), which is why it is not an external-content table.
+- Ranking is BM25 with title above summary above content (`BM25_WEIGHTS`).
+- kNN is exact brute force over the stored embeddings that pass the filters (`archive.knn`); ES does ANN.
+- WAL mode and a busy timeout, so that the CLI can search while a pipeline run indexes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archive.base import (
+    HL_END,
+    HL_START,
+    STORY_SORTS,
+    ArchiveBackend,
+    ArticleDoc,
+    Hit,
+    IndexReport,
+    SearchQuery,
+    SearchResult,
+    StoryDoc,
+    StorySort,
+)
+from archive.folding import fold, restore
+from archive.fragments import fragments
+from archive.knn import top_k, unit
+from archive.query import parse_query, to_fts5
+
+SCHEMA_VERSION = 1
+BM25_WEIGHTS = (10.0, 3.0, 1.0)  # title, summary, content
+# Fragment size and count per highlighted field (a title is short: one fragment, the whole title).
+FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 1), "summary": (240, 2), "content": (160, 3)}
+KNN_CHUNK = 4096
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS articles (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    content TEXT NOT NULL,
+    source TEXT NOT NULL,
+    language TEXT,
+    published_at TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    relevance REAL,
+    story_id TEXT,
+    embedding BLOB,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published_at);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source, published_at);
+CREATE INDEX IF NOT EXISTS articles_language ON articles(language, published_at);
+CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id, published_at);
+CREATE TABLE IF NOT EXISTS article_topics (
+    topic TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES articles(seq) ON DELETE CASCADE,
+    PRIMARY KEY (topic, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS article_topics_seq ON article_topics(seq);
+CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
+    title, summary, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+);
+CREATE TABLE IF NOT EXISTS stories (
+    id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    headline TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    article_count INTEGER NOT NULL,
+    source_count INTEGER NOT NULL,
+    sources TEXT NOT NULL,
+    languages TEXT NOT NULL,
+    top_links TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stories_last_seen ON stories(last_seen);
+CREATE INDEX IF NOT EXISTS stories_topic ON stories(topic, last_seen);
+"""
+
+_ARTICLE_COLUMNS = (
+    "id, url, title, summary, content, source, language, published_at, topics, relevance, story_id"
+)
+_STORY_COLUMNS = (
+    "id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages, top_links"
+)
+_FACET_COLUMNS = {"source": "a.source", "language": "a.language", "story_id": "a.story_id"}
+_STORY_ORDER = {"last_seen": "last_seen DESC, id", "size": "article_count DESC, last_seen DESC, id"}
+# Errors that concern one document; anything else (locked, disk full, corrupt) aborts the batch.
+_DOC_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
+
+
+def _ts(value: datetime) -> str:
+    """A UTC-aware datetime as fixed-width ISO text, so that text order is time order."""
+    return value.isoformat(timespec="microseconds")
+
+
+def _now() -> str:
+    return _ts(datetime.now(timezone.utc))
+
+
+class SQLiteArchive(ArchiveBackend):
+    """The archive in one SQLite file. One instance per thread (sqlite3 connections are not shared)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE for writes).
+        self._db: sqlite3.Connection | None = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the archive is closed")
+        return self._db
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def ensure_ready(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: archive schema {version} is newer than this code ({SCHEMA_VERSION})"
+            )
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _DDL.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def index_articles(self, docs: Iterable[ArticleDoc]) -> IndexReport:
+        return self._bulk(docs, self._upsert_article)
+
+    def index_stories(self, docs: Iterable[StoryDoc]) -> IndexReport:
+        return self._bulk(docs, self._upsert_story)
+
+    def _bulk(self, docs: Iterable[Any], upsert: Callable[[Any, str], None]) -> IndexReport:
+        """One transaction for the batch, a savepoint per document: a bad document is rolled back and
+        reported, the others are kept."""
+        report = IndexReport()
+        now = _now()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for doc in docs:
+                doc_id = str(getattr(doc, "id", "") or "")
+                self.db.execute("SAVEPOINT doc")
+                try:
+                    if not doc_id:
+                        raise ValueError("document has no id")
+                    upsert(doc, now)
+                except _DOC_ERRORS as exc:
+                    self.db.execute("ROLLBACK TO doc")
+                    report.failed[doc_id] = f"{type(exc).__name__}: {exc}"
+                else:
+                    report.indexed.append(doc_id)
+                finally:
+                    self.db.execute("RELEASE doc")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return report
+
+    def _upsert_article(self, doc: ArticleDoc, now: str) -> None:
+        embedding = None
+        if doc.embedding is not None:
+            vector = np.asarray(doc.embedding, dtype="<f4").reshape(-1)
+            if not vector.size or not np.all(np.isfinite(vector)):
+                raise ValueError("embedding is empty or not finite")
+            embedding = vector.tobytes()
+        topics = sorted({str(topic) for topic in doc.topics if topic})
+        (seq,) = self.db.execute(
+            f"""INSERT INTO articles ({_ARTICLE_COLUMNS}, embedding, indexed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET
+                    url = excluded.url, title = excluded.title, summary = excluded.summary,
+                    content = excluded.content, source = excluded.source, language = excluded.language,
+                    published_at = excluded.published_at, topics = excluded.topics,
+                    relevance = excluded.relevance, story_id = excluded.story_id,
+                    embedding = excluded.embedding, indexed_at = excluded.indexed_at
+                RETURNING seq""",
+            (
+                doc.id, doc.url, doc.title or "", doc.summary or "", doc.content or "", doc.source,
+                doc.language, _ts(doc.published_at), json.dumps(topics, ensure_ascii=False),
+                None if doc.relevance is None else float(doc.relevance), doc.story_id, embedding, now,
+            ),
+        ).fetchone()
+        self.db.execute("DELETE FROM articles_fts WHERE rowid = ?", (seq,))
+        self.db.execute(
+            "INSERT INTO articles_fts (rowid, title, summary, content) VALUES (?, ?, ?, ?)",
+            (seq, fold(doc.title or ""), fold(doc.summary or ""), fold(doc.content or "")),
+        )
+        self.db.execute("DELETE FROM article_topics WHERE seq = ?", (seq,))
+        self.db.executemany(
+            "INSERT INTO article_topics (topic, seq) VALUES (?, ?)", [(topic, seq) for topic in topics]
+        )
+
+    def _upsert_story(self, doc: StoryDoc, now: str) -> None:
+        links = [
+            {"title": str(link.get("title", "")), "url": str(link.get("url", "")),
+             "source": str(link.get("source", ""))}
+            for link in doc.top_links
+        ]
+        self.db.execute(
+            f"""INSERT OR REPLACE INTO stories ({_STORY_COLUMNS}, indexed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                doc.id, doc.topic, doc.headline, _ts(doc.first_seen), _ts(doc.last_seen),
+                int(doc.article_count), int(doc.source_count),
+                json.dumps({str(k): int(v) for k, v in doc.sources.items()}, ensure_ascii=False),
+                json.dumps({str(k): int(v) for k, v in doc.languages.items()}, ensure_ascii=False),
+                json.dumps(links, ensure_ascii=False), now,
+            ),
+        )
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get_article(self, article_id: str) -> ArticleDoc | None:
+        row = self.db.execute(
+            f"SELECT {_ARTICLE_COLUMNS}, embedding FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        return _article(row[:-1], row[-1]) if row else None
+
+    def get_story(self, story_id: str) -> StoryDoc | None:
+        row = self.db.execute(f"SELECT {_STORY_COLUMNS} FROM stories WHERE id = ?", (story_id,)).fetchone()
+        return _story(row) if row else None
+
+    def list_stories(
+        self, topic: str | None = None, limit: int = 20, sort: StorySort = "last_seen"
+    ) -> list[StoryDoc]:
+        if sort not in STORY_SORTS:
+            raise ValueError(f"sort must be one of {STORY_SORTS}, not {sort!r}")
+        where, params = ("WHERE topic = ?", [topic]) if topic is not None else ("", [])
+        rows = self.db.execute(
+            f"SELECT {_STORY_COLUMNS} FROM stories {where} ORDER BY {_STORY_ORDER[sort]} LIMIT ?",
+            [*params, max(int(limit), 0)],
+        ).fetchall()
+        return [_story(row) for row in rows]
+
+    def count(self) -> dict[str, int]:
+        articles = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        stories = self.db.execute("SELECT count(*) FROM stories").fetchone()[0]
+        return {"articles": articles, "stories": stories}
+
+    # --- search ----------------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        match = to_fts5(parse_query(query.text))
+        source, where, params = _matching(query, match)
+        weights = ", ".join(str(weight) for weight in BM25_WEIGHTS)
+        score = f"-bm25(articles_fts, {weights})" if match else "0.0"
+        if query.sort == "oldest":
+            order = "a.published_at ASC, a.id"
+        elif query.sort == "relevance" and match:
+            order = "1 DESC, a.published_at DESC, a.id"
+        else:  # newest, and relevance without text (a browse)
+            order = "a.published_at DESC, a.id"
+        total = self.db.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT {score}, a.seq, {_prefixed(_ARTICLE_COLUMNS)} {source} {where} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.per_page, query.offset],
+        ).fetchall()
+        marks = self._highlights(match, [row[1] for row in rows]) if match and query.highlight else {}
+        hits = []
+        for row in rows:
+            doc = _article(row[2:])
+            hits.append(Hit(doc.id, float(row[0]), doc, _fragments(marks.get(row[1]), doc)))
+        facets = {name: self._facet(name, source, where, params, query.facet_size) for name in query.facets}
+        return SearchResult(total, hits, facets, query.page, query.per_page)
+
+    def _highlights(self, match: str, seqs: list[int]) -> dict[int, tuple[str, str, str]]:
+        if not seqs:
+            return {}
+        marks = ", ".join(f"highlight(articles_fts, {column}, ?, ?)" for column in range(3))
+        rows = self.db.execute(
+            f"SELECT rowid, {marks} FROM articles_fts WHERE articles_fts MATCH ? "
+            f"AND rowid IN ({_placeholders(seqs)})",
+            [HL_START, HL_END] * 3 + [match, *seqs],
+        ).fetchall()
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def _facet(self, name: str, source: str, where: str, params: list[Any], size: int) -> dict[str, int]:
+        if name == "topic":
+            column, source = "t.topic", f"{source} JOIN article_topics t ON t.seq = a.seq"
+        else:
+            column = _FACET_COLUMNS[name]
+        where = f"{where} AND {column} IS NOT NULL" if where else f"WHERE {column} IS NOT NULL"
+        rows = self.db.execute(
+            f"SELECT {column}, count(*) {source} {where} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?",
+            [*params, size],
+        ).fetchall()
+        return {value: count for value, count in rows}
+
+    def nearest(self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None) -> list[Hit]:
+        target = unit(vector)
+        match = to_fts5(parse_query(query.text)) if query else ""
+        source, where, params = _matching(query or SearchQuery(), match)
+        where = f"{where} AND a.embedding IS NOT NULL" if where else "WHERE a.embedding IS NOT NULL"
+        cursor = self.db.execute(f"SELECT a.seq, a.embedding {source} {where}", params)
+        best = top_k(target, _chunks(cursor), k)
+        if not best:
+            return []
+        seqs = [seq for seq, _ in best]
+        rows = self.db.execute(
+            f"SELECT seq, {_ARTICLE_COLUMNS} FROM articles WHERE seq IN ({_placeholders(seqs)})", seqs
+        ).fetchall()
+        docs = {row[0]: _article(row[1:]) for row in rows}
+        return [Hit(docs[seq].id, score, docs[seq]) for seq, score in best if seq in docs]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _matching(query: SearchQuery, match: str) -> tuple[str, str, list[Any]]:
+    """FROM and WHERE clauses (and their parameters) of the articles matching `query`'s text and filters.
+
+    Only placeholders carry values; the SQL text is built from constants."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if match:
+        source = "FROM articles_fts JOIN articles a ON a.seq = articles_fts.rowid"
+        conditions.append("articles_fts MATCH ?")
+        params.append(match)
+    else:
+        source = "FROM articles a"
+    if query.date_from is not None:
+        conditions.append("a.published_at >= ?")
+        params.append(_ts(query.date_from))
+    if query.date_to is not None:
+        conditions.append("a.published_at <= ?")
+        params.append(_ts(query.date_to))
+    for column, values in (("a.source", query.sources), ("a.language", query.languages),
+                           ("a.story_id", query.story_ids)):
+        if values:
+            conditions.append(f"{column} IN ({_placeholders(values)})")
+            params.extend(values)
+    if query.topics:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM article_topics t WHERE t.seq = a.seq "
+            f"AND t.topic IN ({_placeholders(query.topics)}))"
+        )
+        params.extend(query.topics)
+    where = "WHERE " + " AND ".join(conditions) if conditions else ""
+    return source, where, params
+
+
+def _placeholders(values: Any) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _prefixed(columns: str) -> str:
+    return ", ".join(f"a.{column.strip()}" for column in columns.split(","))
+
+
+def _chunks(cursor: sqlite3.Cursor) -> Iterator[list[tuple[int, bytes]]]:
+    while rows := cursor.fetchmany(KNN_CHUNK):
+        yield rows
+
+
+def _fragments(marked: tuple[str, str, str] | None, doc: ArticleDoc) -> dict[str, list[str]]:
+    """Highlights per field: FTS5 marked the folded text; carry the marks onto the original and cut."""
+    if not marked:
+        return {}
+    out: dict[str, list[str]] = {}
+    for name, highlighted in zip(("title", "summary", "content"), marked):
+        if not highlighted or HL_START not in highlighted:
+            continue
+        size, limit = FRAGMENTS[name]
+        pieces = fragments(restore(highlighted, getattr(doc, name)), size=size, limit=limit)
+        if pieces:
+            out[name] = pieces
+    return out
+
+
+def _article(row: tuple[Any, ...], embedding: bytes | None = None) -> ArticleDoc:
+    (doc_id, url, title, summary, content, source, language, published_at, topics, relevance,
+     story_id) = row
+    return ArticleDoc(
+        id=doc_id, url=url, title=title, summary=summary, content=content, source=source,
+        language=language, published_at=datetime.fromisoformat(published_at), topics=json.loads(topics),
+        relevance=relevance, story_id=story_id,
+        embedding=None if embedding is None else np.frombuffer(embedding, dtype="<f4").copy(),
+    )
+
+
+def _story(row: tuple[Any, ...]) -> StoryDoc:
+    (doc_id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages,
+     top_links) = row
+    return StoryDoc(
+        id=doc_id, topic=topic, headline=headline, first_seen=datetime.fromisoformat(first_seen),
+        last_seen=datetime.fromisoformat(last_seen), article_count=article_count,
+        source_count=source_count, sources=json.loads(sources), languages=json.loads(languages),
+        top_links=json.loads(top_links),
+    )
