@@ -24,7 +24,8 @@ def settings(tmp_path: Path):
     from core.db import upgrade
     from core.settings import Settings
 
-    settings = Settings(var_dir=tmp_path / "var")
+    # No feeds file by default: a test never polls the real outlets of config/feeds.yaml.
+    settings = Settings(var_dir=tmp_path / "var", feeds_file=tmp_path / "no-feeds.yaml")
     upgrade(settings)
     return settings
 

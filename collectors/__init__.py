@@ -1,0 +1,1 @@
+"""Collectors: poll RSS/Atom feeds and store their items as articles (the first stage of the pipeline)."""
