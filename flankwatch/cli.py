@@ -160,7 +160,7 @@ def feeds() -> None:
         new_items: dict[int, int] = {}
         if last_run:
             new_items = dict(session.execute(select(FetchRecord.feed_id, FetchRecord.items_new)
-                                             .where(FetchRecord.run_id == last_run)).tuples().all())
+                                             .where(FetchRecord.run_id == last_run)).all())
         console.print(display.feeds_table(rows, new_items))
         failing = sum(1 for f in rows if f.last_status == "error")
         console.print(f"{len(rows)} feeds, {failing} failing in their last poll")
@@ -216,7 +216,7 @@ def demo(
         if result.alert_ids:
             alert_query = alert_query.where(Alert.id.in_(result.alert_ids))
         alert_rows = session.scalars(alert_query).all()
-        headlines = dict(session.execute(select(Story.id, Story.headline)).tuples().all())
+        headlines = dict(session.execute(select(Story.id, Story.headline)).all())
         n_stories = len(story_rows)
         multi = [s for s in story_rows if s.article_count > 1]
         console.print(display.stories_table((multi or story_rows)[:25],

@@ -1,0 +1,89 @@
+"""The `flankwatch` CLI on the embedded default, driven as a user would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from core.settings import get_settings
+from feedserver import closed_port_url
+from flankwatch.cli import app
+from flankwatch.replay_server import ReplayServer
+from scenario import ITEMS, write_feeds_file
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, embedder):
+    """Run the CLI with its own var dir and a feeds file served on 127.0.0.1 (plus one dead feed)."""
+    with ReplayServer(ITEMS) as server:
+        feeds = write_feeds_file(tmp_path / "feeds.yaml", server)
+        data = yaml.safe_load(feeds.read_text(encoding="utf-8"))
+        data["feeds"].append({"name": "Dead Outlet", "url": closed_port_url("/rss"), "language": "en"})
+        feeds.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        monkeypatch.setenv("FLANKWATCH_VAR_DIR", str(tmp_path / "var"))
+        monkeypatch.setenv("FLANKWATCH_FEEDS_FILE", str(feeds))
+        monkeypatch.setenv("COLUMNS", "220")
+        get_settings.cache_clear()
+        runner = CliRunner()
+
+        def invoke(*args: str):
+            result = runner.invoke(app, list(args), catch_exceptions=False)
+            return result
+
+        yield invoke
+    get_settings.cache_clear()
+
+
+def test_run_once_search_stories_feeds(cli, tmp_path):
+    result = cli("run", "--once")
+    assert result.exit_code == 0, result.output
+    assert "collect" in result.output and "new_articles=8" in result.output
+
+    found = cli("search", "rudninkai", "--json")
+    assert found.exit_code == 0
+    payload = json.loads(found.output)
+    assert payload["total"] >= 2
+    assert any("\ue000Rūdninkai\ue001" in json.dumps(h["highlights"], ensure_ascii=False) for h in payload["hits"])
+    assert set(payload["facets"]) >= {"source", "language"}
+
+    table = cli("search", "brigade", "--language", "en")
+    assert table.exit_code == 0
+    assert "brigade" in table.output.lower() and "hits" in table.output
+    assert "Panzerbrigade" not in table.output  # the German article is filtered out
+
+    stories = cli("stories")
+    assert stories.exit_code == 0 and "4,800" in stories.output
+
+    feeds = cli("feeds")
+    assert feeds.exit_code == 0
+    assert "Dead Outlet" in feeds.output and "connect" in feeds.output and "1 failing" in feeds.output
+
+
+def test_bad_date_is_a_clear_error(cli):
+    result = cli("search", "brigade", "--since", "yesterday")
+    assert result.exit_code != 0
+    assert "not a date" in result.output
+
+
+def test_opml_import_and_export(cli, tmp_path):
+    opml = tmp_path / "in.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>t</title></head><body>'
+        '<outline text="Baltic"><outline type="rss" text="ERR News" xmlUrl="https://news.err.ee/rss" language="en"/>'
+        '</outline></body></opml>', encoding="utf-8")
+    imported = cli("import-opml", str(opml))
+    assert imported.exit_code == 0 and "imported 1 feeds" in imported.output
+    out = tmp_path / "out.opml"
+    assert cli("export-opml", str(out)).exit_code == 0
+    assert 'xmlUrl="https://news.err.ee/rss"' in out.read_text(encoding="utf-8")
+
+
+def test_db_upgrade_is_idempotent(cli):
+    assert cli("db", "upgrade").exit_code == 0
+    again = cli("db", "upgrade")
+    assert again.exit_code == 0 and "head" in again.output
