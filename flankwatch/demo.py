@@ -41,11 +41,13 @@ class DemoResult:
 
 
 def topical_filter(settings: Settings) -> Callable[[str], bool]:
-    """Keyword pre-selection of replay items: the topic profiles' own terms, no model needed."""
-    from enrichment.relevance import keyword_matcher
+    """Pre-selection of replay items by the topic profiles' own terms: a strong term, or a place together
+    with another keyword (the keyword evidence that alone makes an article relevant)."""
+    from enrichment.embeddings import get_embedder
+    from enrichment.relevance import PLACE_AND_KEYWORD, compile_topics, keyword_evidence
 
-    matchers = [keyword_matcher(topic) for topic in settings.topics]
-    return lambda text: any(match(text) for match in matchers)
+    profiles = compile_topics(settings, get_embedder(settings.embedding_model))
+    return lambda text: any(keyword_evidence(p.matcher.find(text)) >= PLACE_AND_KEYWORD for p in profiles)
 
 
 def register_feeds(settings: Settings, server: ReplayServer) -> None:

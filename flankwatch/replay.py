@@ -1,7 +1,8 @@
 """Real news items from `../shared/data/` as time-ordered streams per outlet, for the demo.
 
 Sources (see shared/README.md): `replay/` item streams (WSJ World, Russian-language independent media,
-Reddit news headlines from ~2,000 outlets, Delfi.lt headlines) and the outlet feeds in `feeds/outlets/`.
+Reddit news headlines from ~2,000 outlets, Delfi.lt headlines), the outlet feeds in `feeds/outlets/` and the
+reference article in `articles/`.
 Items without a usable date or link are left out: the Meduza "chronicle" stream carries a 1970 date and the
 home page as link for every item, so as a feed it would be one article repeated 1,168 times.
 """
@@ -29,6 +30,11 @@ DELFI_DATES = {
     "web_scraping_pavyzdziai-delfi_straipsniai.csv": datetime(2022, 11, 15, 8, tzinfo=timezone.utc),
 }
 OUTLET_FILE_NAMES = {"wsj_world": "WSJ World News"}
+# The reference article (shared/data/articles) has no date or URL of its own. It reports the start of the
+# German deployment to Lithuania ("This week Germany has begun deploying troops"): the advance party
+# arrived in the week of 8 April 2024. Its link uses the reserved `.invalid` domain: it names the file, not
+# a page that exists.
+REFERENCE_DATES = {"000_c0ef11d0e1d4fb0b.txt": datetime(2024, 4, 8, 12, tzinfo=timezone.utc)}
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,17 @@ def _delfi(folder: Path) -> Iterable[ReplayItem]:
                 yield ReplayItem("Delfi.lt", "lt", "lt", title, link, "", base + timedelta(minutes=7 * n), link)
 
 
+def _reference_articles(folder: Path) -> Iterable[ReplayItem]:
+    for path in sorted(folder.glob("*.txt")):
+        published = REFERENCE_DATES.get(path.name)
+        if published is None:
+            continue
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        title, _, rest = text.partition(". ")
+        link = f"https://flankwatch.invalid/shared/articles/{path.stem}"
+        yield ReplayItem("Reference article", "en", "", title.strip(), link, rest[:2000], published, link)
+
+
 def _outlet_feeds(folder: Path) -> Iterable[ReplayItem]:
     import feedparser
 
@@ -137,6 +154,7 @@ def load_items(data_dir: Path) -> list[ReplayItem]:
         _reddit(replay / "reddit-news-headlines.json"),
         _delfi(replay / "delfi-lt"),
         _outlet_feeds(data_dir / "feeds" / "outlets"),
+        _reference_articles(data_dir / "articles"),
     ]
     seen: set[tuple[str, str]] = set()
     items: list[ReplayItem] = []

@@ -53,7 +53,15 @@ class ReplayServer:
         self.requests = 0
         for item in sorted(items, key=lambda i: i.published):
             self.outlets[item.outlet].append(item)
-        self._by_slug = {slug(name): name for name in self.outlets}
+        self._slugs: dict[str, str] = {}  # outlet -> unique slug ("Delfi.lt" and "delfi.lt" are two outlets)
+        for name in self.outlets:
+            base = candidate = slug(name)
+            n = 1
+            while candidate in self._slugs.values():
+                n += 1
+                candidate = f"{base}-{n}"
+            self._slugs[name] = candidate
+        self._by_slug = {value: name for name, value in self._slugs.items()}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -65,7 +73,7 @@ class ReplayServer:
         return f"http://{host}:{port}"
 
     def feed_url(self, outlet: str) -> str:
-        return f"{self.base_url}/feeds/{slug(outlet)}.xml"
+        return f"{self.base_url}/feeds/{self._slugs[outlet]}.xml"
 
     def language(self, outlet: str) -> str:
         return self.outlets[outlet][0].language
