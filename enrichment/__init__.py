@@ -1,0 +1,1 @@
+"""Enrichment: language, embeddings, topic relevance, facts and story clustering of new articles."""

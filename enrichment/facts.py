@@ -1,0 +1,209 @@
+"""Facts of an article: the numbers and names it mentions, to tell what it adds to its story.
+
+"4,800" becoming "5,000", a new base, a new place: an article that joins a story is worth an update when it
+brings facts the story did not have. This is a cheap, language-agnostic approximation of named-entity
+recognition (capitalised words not at a sentence start, in Latin and Cyrillic scripts) plus normalised
+numbers. German capitalises every noun, so German text yields more "names" than it should; the facts only
+rank and annotate, they never decide alone.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from core.text import fold
+
+# --- numbers -----------------------------------------------------------------------------------------
+_SEP = r"[,.'\u00a0\u202f\u2009 ]"
+_NUMBER = re.compile(
+    r"(?<![\w.,])"
+    r"(?P<int>\d{1,3}(?:(?P<sep>" + _SEP + r")\d{3})(?:(?P=sep)\d{3})*|\d+)"
+    r"(?:(?P<dec>[.,])(?P<frac>\d+))?"
+    r"(?!\d)"
+    r"(?P<pct>\s?(?:%|percent\b|per\s?cent\b|prozent\b|procent\w*|proc\.|процент\w*|proc\w*))?",
+    re.IGNORECASE,
+)
+
+# --- names -------------------------------------------------------------------------------------------
+# A word: letters (any script), inner apostrophes, hyphens and dots of abbreviations ("U.S.").
+_WORD = re.compile(r"(?:[^\W\d_]\.){2,}|[^\W\d_][\w’'\-]*[\w]|[^\W\d_]")
+_SENTENCE_END = re.compile(r"[.!?…:;«»\"“”„()\[\]|•–—]+\s*$|\n")
+_CONNECTORS = frozenset({"of", "de", "von", "van", "der", "den", "du", "la", "al", "bin", "da"})
+_POSSESSIVE = re.compile(r"[’']s?$")
+
+# Capitalised words that are not names: pronouns, days, months, headline filler.
+_NOT_NAMES = frozenset(
+    fold(word)
+    for word in """
+    I A An The This That These Those There Here It Its We You He She They Our Their His Her My Your Mr Mrs Ms Dr
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August
+    September October November December Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec
+    Der Die Das Ein Eine Und Im Am Auf Mit Nach Wie Was Wer Wo Warum
+    Montag Dienstag Mittwoch Donnerstag Freitag Samstag Sonntag Januar Februar März Juni Juli Oktober Dezember
+    В Во На По Как Что Это Для Из От И А Но
+    Ir Kad Kaip Kur Ar Bet Po Per Iš Į Su Dėl
+    W Z Na Po Jak Co
+    Breaking Live Update Updated Video Photo Photos Opinion Analysis Exclusive Watch Read
+    """.split()
+)
+
+# Cyrillic -> Latin, only for comparing facts across scripts ("Писториус" ~ "Pistorius").
+_TRANSLIT = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ж": "zh", "з": "z", "и": "i",
+        "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s",
+        "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "",
+        "ы": "y", "ь": "", "э": "e", "ю": "yu", "я": "ya", "і": "i", "ї": "i", "є": "e", "ґ": "g",
+        "ў": "u",
+    }
+)
+_STEM = 6  # words compared by their first letters: "Lithuania" ~ "Lithuanian", "Литва" ~ "Литве"
+
+
+def _number(match: re.Match[str]) -> str | None:
+    integer = re.sub(_SEP, "", match.group("int"))
+    frac = match.group("frac")
+    dec = match.group("dec")
+    if frac is not None and dec == match.group("sep"):
+        return None  # "1,234,5": not a number we understand
+    if frac is not None and dec is not None and match.group("sep") is None and len(frac) == 3:
+        # "4,800" / "4.800": one separator followed by three digits groups thousands, not decimals
+        integer, frac = integer + frac, None
+    value = integer.lstrip("0") or "0"
+    if frac is not None and frac.strip("0"):
+        value = f"{value}.{frac.rstrip('0')}"
+    if match.group("pct"):
+        return value + "%"
+    if frac is None and len(value) == 1:
+        return None  # single digits ("2 sides", "Leopard 2") are noise, not facts
+    return value
+
+
+def numbers(text: str) -> list[str]:
+    """Normalised numbers of `text` in order: "4,800", "4.800", "4 800" -> "4800"; "20 %" -> "20%"."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        value = _number(match)
+        if value is not None and value not in found:
+            found.append(value)
+    return found
+
+
+def _clean(word: str) -> str:
+    return _POSSESSIVE.sub("", word.strip("-’'"))
+
+
+def _is_capitalised(word: str) -> bool:
+    return word[:1].isupper()
+
+
+def _title_case(words: list[str]) -> bool:
+    """A headline in Title Case: capitals there say nothing about names."""
+    long_words = [w for w in words if len(w) > 3 and not w.isupper()]
+    return len(long_words) >= 4 and sum(map(_is_capitalised, long_words)) >= 0.9 * len(long_words)
+
+
+def _segments(text: str) -> list[list[tuple[str, bool]]]:
+    """Words of each sentence-like segment, each with whether it starts a segment."""
+    segments: list[list[tuple[str, bool]]] = []
+    current: list[tuple[str, bool]] = []
+    position = 0
+    for match in _WORD.finditer(text):
+        gap = text[position : match.start()]
+        if current and (_SENTENCE_END.search(gap) or re.search(r"[.!?…]\s", gap)):
+            segments.append(current)
+            current = []
+        current.append((match.group(), not current))
+        position = match.end()
+    if current:
+        segments.append(current)
+    return segments
+
+
+def names(text: str) -> list[str]:
+    """Name-like capitalised words and sequences of `text` ("Boris Pistorius", "Rūdninkai", "НАТО").
+
+    A capitalised word at the start of a sentence is kept only where it also appears capitalised inside a
+    sentence; Title Case headlines contribute only words confirmed that way and acronyms."""
+    segments = _segments(text)
+    mid_sentence: set[str] = set()
+    for words in segments:
+        if _title_case([w for w, _ in words]):
+            continue
+        for word, first in words:
+            if not first and _is_capitalised(word):
+                mid_sentence.add(fold(_clean(word)))
+
+    found: list[str] = []
+
+    def accept(run: list[str]) -> None:
+        while run and fold(run[-1]) in _CONNECTORS:
+            run.pop()
+        if run:
+            name = " ".join(run)
+            if name not in found:
+                found.append(name)
+
+    for words in segments:
+        title_case = _title_case([w for w, _ in words])
+        run: list[str] = []
+        for word, first in words:
+            clean = _clean(word)
+            key = fold(clean)
+            is_name = (
+                len(clean) > 1
+                and _is_capitalised(clean)
+                and key not in _NOT_NAMES
+                and (not (first or title_case) or key in mid_sentence or (clean.isupper() and len(clean) <= 6))
+            )
+            if is_name:
+                run.append(clean)
+                if clean != word.strip("-’'"):  # "Lithuania's": a possessive ends the name
+                    accept(run)
+                    run = []
+            elif run and key in _CONNECTORS and not first:
+                run.append(word)
+            else:
+                accept(run)
+                run = []
+        accept(run)
+    return found
+
+
+def ordered_facts(text: str) -> list[str]:
+    """`extract_facts` in order of appearance: numbers first, then names."""
+    return numbers(text) + [name for name in names(text) if name not in numbers(text)]
+
+
+def extract_facts(text: str) -> set[str]:
+    """Numbers (normalised) and name-like terms of `text`, in Latin and Cyrillic scripts."""
+    return set(ordered_facts(text))
+
+
+@lru_cache(maxsize=65536)
+def fact_keys(fact: str) -> frozenset[str]:
+    """What a fact is compared by: the number itself, or each word of a name folded, transliterated and
+    cut to a stem, so "Pistorius's" ~ "Pistorius" ~ "Писториус" and "Lithuanian" ~ "Lithuania"."""
+    if fact[:1].isdigit():
+        return frozenset({fact})
+    keys = set()
+    for word in re.findall(r"[^\W\d_]+", fold(fact).translate(_TRANSLIT)):
+        if word not in _CONNECTORS:
+            keys.add(word[:_STEM])
+    return frozenset(keys)
+
+
+def novel_facts(facts: list[str], known: list[str] | set[str], limit: int = 10) -> list[str]:
+    """The facts that bring something `known` lacks: a number not known, or a name with a word not known.
+    Numbers first (a new figure is the most telling change), then names, each in the given order."""
+    known_keys: set[str] = set()
+    for fact in known:
+        known_keys |= fact_keys(fact)
+    novel = []
+    for fact in facts:
+        keys = fact_keys(fact)
+        if keys and not keys <= known_keys and fact not in novel:
+            novel.append(fact)
+    novel.sort(key=lambda fact: 0 if fact[:1].isdigit() else 1)
+    return novel[:limit]
