@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # --- collectors ------------------------------------------------------------------------------
     feeds_file: Path = Field(PROJECT_ROOT / "config" / "feeds.yaml", description="Outlets to poll.")
     user_agent: str = Field(
-        "Flankwatch/0.1 (+https://github.com/flankwatch/flankwatch; media monitoring)",
+        "Flankwatch/0.1 (open-source media monitoring; set FLANKWATCH_USER_AGENT to add a contact)",
         description="User-Agent sent with every request.",
     )
     http_connect_timeout: float = Field(5.0, description="Seconds to open a connection.")

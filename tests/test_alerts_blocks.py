@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fakeslack import block_kit_errors
-from test_alerts_support import T0, add_story, minutes
+from alerts_support import T0, add_story, minutes
 
 from sqlalchemy import select
 

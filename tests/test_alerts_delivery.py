@@ -10,7 +10,7 @@ import pytest
 from fakeslack import fake_slack  # noqa: F401 (fixture)
 from rich.console import Console
 from slack_sdk import WebClient
-from test_alerts_support import T0, add_story, slack_settings
+from alerts_support import T0, add_story, slack_settings
 
 from alerts.delivery import ConsoleSender, DeliveryError, SlackSender, sender_for
 from alerts.rules import evaluate

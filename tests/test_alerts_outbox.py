@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fakeslack import fake_slack  # noqa: F401 (fixture)
 from sqlalchemy.orm import sessionmaker
-from test_alerts_support import T0, add_story, alerts, minutes, slack_settings
+from alerts_support import T0, add_story, alerts, minutes, slack_settings
 
 from alerts.delivery import SlackSender
 from alerts.outbox import _claim, deliver_pending

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_alerts_support import T0, TOPIC, add_articles, add_story, alerts, minutes
+from alerts_support import T0, TOPIC, add_articles, add_story, alerts, minutes
 
 from alerts.rules import evaluate
 from core.db import session_scope

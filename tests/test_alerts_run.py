@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fakeslack import fake_slack  # noqa: F401 (fixture)
-from test_alerts_support import T0, add_articles, add_story, alerts, minutes, slack_settings
+from alerts_support import T0, add_articles, add_story, alerts, minutes, slack_settings
 
 from alerts.run import AlertSummary, alert
 from core.db import session_scope
