@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from core.db import session_scope
+from core.db import session_scope, upgrade
 from core.models import PipelineRun
 from core.settings import Settings
 
@@ -25,10 +25,21 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
+_migrated: set[str] = set()
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Migrate the state DB once per process, so a fresh machine (or a fresh Airflow worker) just works."""
+    if settings.database_url not in _migrated:
+        upgrade(settings)
+        _migrated.add(settings.database_url)
+
+
 def collect_stage(settings: Settings, *, run_id: str, now: datetime | None = None,
                   progress: Progress | None = None, origin: str | None = None) -> dict[str, Any]:
     from collectors.collect import collect
 
+    ensure_schema(settings)
     return collect(settings, run_id=run_id, now=now, progress=progress, origin=origin).to_dict()
 
 
@@ -36,12 +47,14 @@ def enrich_stage(settings: Settings, *, now: datetime | None = None,
                  progress: Progress | None = None) -> dict[str, Any]:
     from enrichment.enrich import enrich
 
+    ensure_schema(settings)
     return enrich(settings, now=now, progress=progress).to_dict()
 
 
 def index_stage(settings: Settings, *, progress: Progress | None = None) -> dict[str, Any]:
     from archive.index import index
 
+    ensure_schema(settings)
     return index(settings, progress=progress).to_dict()
 
 
@@ -49,6 +62,7 @@ def alert_stage(settings: Settings, *, now: datetime | None = None,
                 slack_token: str | None = None) -> dict[str, Any]:
     from alerts.run import alert
 
+    ensure_schema(settings)
     return alert(settings, now=now, slack_token=slack_token).to_dict()
 
 
@@ -83,6 +97,7 @@ def run_once(
     """
     run_id = run_id or new_run_id(now)
     summary = RunSummary(run_id=run_id)
+    ensure_schema(settings)
     with session_scope(settings) as session:
         session.merge(PipelineRun(id=run_id, started_at=now or datetime.now(timezone.utc), status="running"))
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from core.db import session_scope
 from core.models import Article, Story
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from fakeslack import TOKEN, FakeSlack
 from flankwatch.replay_server import ReplayServer
 from scenario import ITEMS, write_feeds_file
@@ -71,8 +71,11 @@ def test_dag_shape(airflow_db):
 
 
 @pytest.mark.slow
-def test_dag_test_runs_green_end_to_end(airflow_db, settings, tmp_path, monkeypatch, embedder):
+def test_dag_test_runs_green_end_to_end(airflow_db, tmp_path, monkeypatch, embedder):
+    """On a fresh var dir: the tasks migrate the state DB themselves, as on a fresh Airflow worker."""
     from airflow.dag_processing.dagbag import DagBag
+
+    settings = Settings(var_dir=tmp_path / "fresh-var")
 
     with ReplayServer(ITEMS) as server, FakeSlack() as slack:
         feeds = write_feeds_file(tmp_path / "feeds.yaml", server)
