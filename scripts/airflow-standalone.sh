@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BIN="$ROOT/.venv/bin"
+export PATH="$BIN:$PATH"  # standalone starts its components as `airflow ...` subprocesses
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/var/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
