@@ -8,7 +8,7 @@ WORKDIR /opt/flankwatch
 # CPU build of exactly the torch version the project pins, before anything can pull a CUDA build.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY core ./core
 COPY collectors ./collectors
 COPY enrichment ./enrichment
