@@ -44,3 +44,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def fake_slack():
+    """A fake Slack Web API on 127.0.0.1 (see tests/fakeslack.py), stopped after the test."""
+    from fakeslack import FakeSlack
+
+    with FakeSlack() as server:
+        yield server

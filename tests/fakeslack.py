@@ -20,8 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-import pytest
-
 TOKEN = "xoxb-fake-token"
 FAIL_MODES = ("ratelimited", "server_error", "channel_not_found")
 
@@ -212,10 +210,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
         pass
-
-
-@pytest.fixture
-def fake_slack():
-    """A running FakeSlack, stopped after the test."""
-    with FakeSlack() as server:
-        yield server

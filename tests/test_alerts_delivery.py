@@ -7,7 +7,6 @@ import json
 import socket
 
 import pytest
-from fakeslack import fake_slack  # noqa: F401 (fixture)
 from rich.console import Console
 from slack_sdk import WebClient
 from alerts_support import T0, add_story, slack_settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fakeslack import fake_slack  # noqa: F401 (fixture)
 from sqlalchemy.orm import sessionmaker
 from alerts_support import T0, add_story, alerts, minutes, slack_settings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from fakeslack import fake_slack  # noqa: F401 (fixture)
 from alerts_support import T0, add_articles, add_story, alerts, minutes, slack_settings
 
 from alerts.run import AlertSummary, alert
