@@ -1,0 +1,334 @@
+"""Story clustering evaluation on labelled data:
+`python bench/cluster_eval.py PATH... [--order interleaved|time] [--seed N] [--limit N]`.
+
+Streams the articles of each file (UCI News Aggregator CSV or generic JSONL, see bench/clustering_data.py)
+in arrival order through the pipeline's own enrichment code — embeddings from
+`enrichment.embeddings.get_embedder(settings.embedding_model)` of `article_text(title, text)`, then
+`enrichment.clustering.assign` against a temporary, migrated SQLite state DB, in committed batches as the
+enrichment stage does — and through two simple baselines of this benchmark's own:
+
+- tfidf: TF-IDF (fit on the file's title + lead texts) single-pass: join the most similar cluster centroid
+  when cosine >= TFIDF_THRESHOLD, else start a cluster. No time window.
+- embedding: the same embeddings, cosine to running-mean centroids, join at >= EMBEDDING_THRESHOLD, else
+  start a cluster. No time window, no database.
+
+Scores: pairwise and B-cubed precision/recall/F1, cluster counts, story births (a predicted new story whose
+first article is the first arrival of its gold story is a correct birth; recall = correct births / gold
+stories), articles/s of the clustering step alone (and, for the system, of embedding + clustering).
+Prints a table per file, then one JSON line per file; the last line is the last file's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # clustering_data, when imported from elsewhere
+
+from clustering_data import ORDERS, Record, arrival_order, load, sample
+
+from core.db import session_scope, upgrade
+from core.ids import stable_id
+from core.models import Article
+from core.settings import Settings
+from core.vectors import to_bytes
+from enrichment.calibration import pairwise
+from enrichment.clustering import assign
+from enrichment.embeddings import article_text, get_embedder
+
+# Baseline thresholds: fixed, not tuned on any evaluation file.
+TFIDF_THRESHOLD = 0.30  # cosine of TF-IDF vectors (English stop words removed, sublinear tf)
+EMBEDDING_THRESHOLD = 0.50  # cosine of sentence embeddings: the pipeline's default cluster_threshold
+
+EVAL_TOPIC = "eval"
+BATCH_SIZE = 64  # articles per committed transaction, as enrichment.enrich.BATCH_SIZE
+SCORE_KEYS = (
+    "pairwise_p", "pairwise_r", "pairwise_f1", "bcubed_p", "bcubed_r", "bcubed_f1",
+    "clusters", "gold_clusters", "birth_p", "birth_r", "birth_f1", "articles_per_s",
+)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def bcubed(gold: Sequence[Hashable], predicted: Sequence[Hashable]) -> tuple[float, float, float]:
+    """B-cubed precision, recall, F1 (Bagga & Baldwin 1998): per item, the share of its predicted cluster in
+    its gold story (precision) and of its gold story in its predicted cluster (recall), averaged."""
+    if len(gold) != len(predicted):
+        raise ValueError("gold and predicted differ in length")
+    if not gold:
+        return 1.0, 1.0, 1.0
+    both = Counter(zip(gold, predicted))
+    gold_sizes, predicted_sizes = Counter(gold), Counter(predicted)
+    precision = sum(n * n / predicted_sizes[p] for (_, p), n in both.items()) / len(gold)
+    recall = sum(n * n / gold_sizes[g] for (g, _), n in both.items()) / len(gold)
+    return precision, recall, _f1(precision, recall)
+
+
+def births(gold: Sequence[Hashable], predicted: Sequence[Hashable]) -> tuple[float, float, float]:
+    """Story-birth precision, recall, F1 over a stream (items in arrival order). A predicted birth is the
+    first item of a predicted cluster; it is correct when that item is the first arrival of its gold story."""
+    seen_gold: set = set()
+    seen_predicted: set = set()
+    predicted_births = correct = 0
+    for g, p in zip(gold, predicted):
+        if p not in seen_predicted:
+            seen_predicted.add(p)
+            predicted_births += 1
+            if g not in seen_gold:
+                correct += 1
+        seen_gold.add(g)
+    gold_stories = len(set(gold))
+    precision = correct / predicted_births if predicted_births else 1.0
+    recall = correct / gold_stories if gold_stories else 1.0
+    return precision, recall, _f1(precision, recall)
+
+
+def scores(gold: Sequence[Hashable], predicted: Sequence[Hashable], seconds: float) -> dict[str, float]:
+    """The score block of one clustering of a stream (gold and predicted in arrival order)."""
+    pair = pairwise(list(gold), list(predicted))
+    b_p, b_r, b_f1 = bcubed(gold, predicted)
+    s_p, s_r, s_f1 = births(gold, predicted)
+    return {
+        "pairwise_p": round(pair.precision, 4), "pairwise_r": round(pair.recall, 4),
+        "pairwise_f1": round(pair.f1, 4),
+        "bcubed_p": round(b_p, 4), "bcubed_r": round(b_r, 4), "bcubed_f1": round(b_f1, 4),
+        "clusters": len(set(predicted)), "gold_clusters": len(set(gold)),
+        "birth_p": round(s_p, 4), "birth_r": round(s_r, 4), "birth_f1": round(s_f1, 4),
+        "articles_per_s": round(len(gold) / seconds, 1) if seconds > 0 else None,
+    }
+
+
+# -------------------------------------------------------------------------------------------- baselines
+
+
+def embedding_single_pass(vectors: np.ndarray, threshold: float = EMBEDDING_THRESHOLD) -> list[int]:
+    """Cluster index per row (unit vectors, arrival order): join the most similar running-mean centroid at
+    cosine >= threshold, else start a cluster. No time window."""
+    n, dim = vectors.shape
+    sums = np.zeros((max(n, 1), dim), dtype=np.float64)
+    norms = np.zeros(max(n, 1), dtype=np.float64)
+    count = 0
+    labels: list[int] = []
+    for vector in vectors.astype(np.float64):
+        best = -1
+        if count:
+            sims = sums[:count] @ vector / np.maximum(norms[:count], 1e-12)
+            best = int(np.argmax(sims))
+            if sims[best] < threshold:
+                best = -1
+        if best < 0:
+            best, count = count, count + 1
+        sums[best] += vector
+        norms[best] = float(np.linalg.norm(sums[best]))
+        labels.append(best)
+    return labels
+
+
+def tfidf_single_pass(texts: list[str], threshold: float = TFIDF_THRESHOLD) -> list[int]:
+    """Cluster index per text (arrival order): TF-IDF vectors (L2-normalised), join the most similar
+    centroid (sum of members; cosine) at >= threshold, else start a cluster. No time window.
+    Centroids are sparse dicts with an inverted index, so memory stays linear in the text."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not texts:
+        return []
+    try:
+        matrix = TfidfVectorizer(stop_words="english", sublinear_tf=True).fit_transform(texts).tocsr()
+    except ValueError:  # empty vocabulary (only stop words): every text alone
+        return list(range(len(texts)))
+    sums: list[dict[int, float]] = []
+    norms_sq: list[float] = []
+    postings: dict[int, set[int]] = defaultdict(set)
+    labels: list[int] = []
+    for row in range(matrix.shape[0]):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        terms = matrix.indices[start:end].tolist()
+        weights = matrix.data[start:end].tolist()
+        dots: dict[int, float] = defaultdict(float)
+        for term, weight in zip(terms, weights):
+            for cluster in postings[term]:
+                dots[cluster] += sums[cluster][term] * weight
+        best, best_sim = -1, -1.0
+        for cluster, dot in dots.items():
+            sim = dot / max(norms_sq[cluster], 1e-24) ** 0.5  # the text's vector has norm 1
+            if sim > best_sim:
+                best, best_sim = cluster, sim
+        if best < 0 or best_sim < threshold:
+            best = len(sums)
+            sums.append({})
+            norms_sq.append(0.0)
+        centroid = sums[best]
+        norms_sq[best] += 2 * dots.get(best, 0.0) + sum(w * w for w in weights)
+        for term, weight in zip(terms, weights):
+            centroid[term] = centroid.get(term, 0.0) + weight
+            postings[term].add(best)
+        labels.append(best)
+    return labels
+
+
+# ------------------------------------------------------------------------------------------------ system
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def system_clusters(
+    stream: list[tuple[Record, float]], vectors: np.ndarray, settings: Settings, model_name: str
+) -> tuple[list[str], float]:
+    """Story id per article by `enrichment.clustering.assign` on the state DB of `settings` (migrated, empty),
+    and the seconds the clustering took. The articles are inserted first (as the collector would), relevant,
+    with one topic; then each committed batch loads its articles and assigns them in arrival order."""
+    ids = [stable_id("eval-article", str(position), record.id) for position, (record, _) in enumerate(stream)]
+    with session_scope(settings) as session:
+        for article_id, (record, arrival), vector in zip(ids, stream, vectors):
+            session.add(
+                Article(
+                    id=article_id,
+                    source=record.source[:200],
+                    url=f"https://eval.invalid/{article_id}",
+                    canonical_url=f"https://eval.invalid/{article_id}",
+                    title=record.title,
+                    summary=record.text,
+                    language=record.language,
+                    published_at=_utc(arrival),
+                    fetched_at=_utc(arrival),
+                    updated_at=_utc(arrival),
+                    content_hash=stable_id("content", record.title, record.text),
+                    embedding=to_bytes(vector),
+                    embedding_model=model_name,
+                    topic=EVAL_TOPIC,
+                    relevance=1.0,
+                    relevance_reason="cluster evaluation",
+                    relevant=True,
+                )
+            )
+    story_of: dict[str, str] = {}
+    started = time.perf_counter()
+    for start in range(0, len(ids), BATCH_SIZE):
+        batch = ids[start : start + BATCH_SIZE]
+        with session_scope(settings) as session:
+            articles = {a.id: a for a in session.query(Article).filter(Article.id.in_(batch))}
+            for index, article_id in enumerate(batch, start):
+                article = articles[article_id]
+                now = _utc(stream[index][1])
+                story_of[article_id] = assign(session, article, vectors[index], settings, now).story_id
+                article.enriched_at = now
+    seconds = time.perf_counter() - started
+    return [story_of[article_id] for article_id in ids], seconds
+
+
+# -------------------------------------------------------------------------------------------------- runs
+
+
+def evaluate(path: Path, order: str = "interleaved", seed: int = 13, limit: int | None = None) -> dict:
+    """All figures of one file (see the module docstring)."""
+    records = sample(load(path), limit, seed)
+    stream = arrival_order(records, order, seed)
+    gold = [record.story for record, _ in stream]
+    texts = [article_text(record.title, record.text) for record, _ in stream]
+
+    with tempfile.TemporaryDirectory(prefix="cluster-eval-") as tmp:
+        var = Path(tmp)
+        # An explicit database_url: never the developer's FLANKWATCH_DATABASE_URL.
+        settings = Settings(var_dir=var, database_url=f"sqlite:///{var / 'eval.db'}", feeds_file=var / "none.yaml")
+        upgrade(settings)
+        embedder = get_embedder(settings.embedding_model)
+        embedder.encode(["warm-up"])  # first-call overhead is not throughput
+        started = time.perf_counter()
+        vectors = embedder.encode(texts, batch_size=settings.embedding_batch_size)
+        embed_s = time.perf_counter() - started
+        predicted, cluster_s = system_clusters(stream, vectors, settings, embedder.name)
+
+    system = scores(gold, predicted, cluster_s)
+    system["enrich_articles_per_s"] = round(len(gold) / (embed_s + cluster_s), 1) if embed_s + cluster_s else None
+
+    started = time.perf_counter()
+    tfidf = tfidf_single_pass(texts)
+    tfidf_block = scores(gold, tfidf, time.perf_counter() - started)
+    started = time.perf_counter()
+    bare = embedding_single_pass(vectors)
+    embedding_block = scores(gold, bare, time.perf_counter() - started)
+    return {
+        "file": str(path),
+        "order": order,
+        "articles": len(gold),
+        "system": system,
+        "baselines": {"tfidf": tfidf_block, "embedding": embedding_block},
+        "settings": {
+            "embedding_model": settings.embedding_model,
+            "cluster_threshold": settings.cluster_threshold,
+            "cluster_window_hours": settings.cluster_window_hours,
+            "tfidf_threshold": TFIDF_THRESHOLD,
+            "embedding_threshold": EMBEDDING_THRESHOLD,
+            "seed": seed,
+        },
+    }
+
+
+def format_table(result: dict) -> str:
+    columns = [
+        ("pairwise P", "pairwise_p"), ("R", "pairwise_r"), ("F1", "pairwise_f1"),
+        ("B3 P", "bcubed_p"), ("R", "bcubed_r"), ("F1", "bcubed_f1"),
+        ("birth P", "birth_p"), ("R", "birth_r"), ("F1", "birth_f1"),
+        ("clusters", "clusters"), ("art/s", "articles_per_s"),
+    ]
+    rows = [
+        ("system (assign)", result["system"]),
+        (f"tfidf @{TFIDF_THRESHOLD:.2f}", result["baselines"]["tfidf"]),
+        (f"embedding @{EMBEDDING_THRESHOLD:.2f}", result["baselines"]["embedding"]),
+    ]
+    header = f"{'':<18}" + "".join(f"{name:>11}" for name, _ in columns)
+    lines = [
+        (
+            f"== {result['file']}  order={result['order']}  articles={result['articles']}  "
+            f"gold stories={result['system']['gold_clusters']}  "
+            f"(system: threshold {result['settings']['cluster_threshold']}, "
+            f"window {result['settings']['cluster_window_hours']} h)"
+        ),
+        header,
+    ]
+    for name, block in rows:
+        cells = "".join(
+            f"{block[key]:>11}" if isinstance(block[key], int) or block[key] is None else f"{block[key]:>11.3f}"
+            for _, key in columns
+        )
+        lines.append(f"{name:<18}{cells}")
+    lines.append(f"system enrichment (embedding + clustering): {result['system']['enrich_articles_per_s']} articles/s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("--order", choices=ORDERS, default="interleaved")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--limit", type=int, default=None, help="a seeded random sample of N articles per file")
+    args = parser.parse_args(argv)
+    results = []
+    for path in args.paths:
+        result = evaluate(path, args.order, args.seed, args.limit)
+        print(format_table(result), flush=True)
+        print(flush=True)
+        results.append(result)
+    for result in results:
+        print(json.dumps(result), flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
