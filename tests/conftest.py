@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# The benchmarks are scripts, not a package: their tests import them from bench/.
+sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 
 # No test may reach the internet or a hub for model weights.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
