@@ -31,6 +31,7 @@ class Record:
     language: str
     published: float  # epoch seconds (UTC)
     story: str  # gold story
+    category: str = ""  # gold category where the file has one (UCI: b/t/e/m)
 
 
 def _epoch_seconds(value: object) -> float:
@@ -66,6 +67,7 @@ def load_uci(path: Path) -> list[Record]:
                     language="en",
                     published=_epoch_seconds(row.get("TIMESTAMP") or 0),
                     story=row["STORY"],
+                    category=row.get("CATEGORY", "").strip(),
                 )
             )
     return records

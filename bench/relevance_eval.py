@@ -24,7 +24,6 @@ JSON object `{"file", "articles", "system", "baselines": {"keyword", "embedding"
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -98,17 +97,7 @@ def load_profiles(path: Path = DEFAULT_PROFILES) -> tuple[list[TopicConfig], dic
 
 def load_labelled(path: Path) -> list[tuple[Record, str]]:
     """(record, CATEGORY code) for every row the clustering loader keeps (same rows, same order)."""
-    records = load_uci(path)
-    categories = []
-    with Path(path).open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            row = {(key or "").strip().upper(): (value or "") for key, value in row.items()}
-            if not row.get("STORY") or not row.get("TITLE"):  # load_uci's filter
-                continue
-            categories.append(row.get("CATEGORY", "").strip())
-    if len(categories) != len(records):
-        raise ValueError(f"{path}: {len(records)} records but {len(categories)} categories")
-    return list(zip(records, categories))
+    return [(record, record.category) for record in load_uci(path)]
 
 
 # ------------------------------------------------------------------------------------------- classifiers

@@ -182,19 +182,17 @@ def import_opml(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False
 @app.command("export-opml")
 def export_opml(file: Annotated[Optional[Path], typer.Argument(help="Output file; default stdout.")] = None) -> None:
     """Write every feed as OPML 2.0."""
-    from collectors.feeds_config import FeedSpec
     from collectors.opml import to_opml
 
     settings = _settings()
     with session_scope(settings) as session:
-        specs = [FeedSpec(name=f.name, url=f.url, language=f.language, country=f.country, fulltext=f.fulltext)
-                 for f in session.scalars(select(Feed).where(Feed.origin != "demo").order_by(Feed.name))]
-    text = to_opml(specs)
+        feeds = session.scalars(select(Feed).where(Feed.origin != "demo").order_by(Feed.name)).all()
+        text = to_opml(feeds)
     if file is None:
         print(text)
     else:
         file.write_text(text, encoding="utf-8")
-        console.print(f"wrote {len(specs)} feeds to {escape(str(file))}")
+        console.print(f"wrote {len(feeds)} feeds to {escape(str(file))}")
 
 
 @app.command()

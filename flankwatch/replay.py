@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
+
+from collectors.urls import is_site_root
 
 EPOCH_FLOOR = datetime(1990, 1, 1, tzinfo=timezone.utc)
 
@@ -67,9 +69,7 @@ def _rfc822(value: str | None) -> datetime | None:
 
 
 def _usable_link(link: str | None) -> bool:
-    if not link or not link.startswith(("http://", "https://")):
-        return False
-    return urlsplit(link).path.strip("/") != ""  # a home page is not an article
+    return bool(link) and link.startswith(("http://", "https://")) and not is_site_root(link)
 
 
 def _wsj(path: Path) -> Iterable[ReplayItem]:
