@@ -106,8 +106,11 @@ def story_message(
     source_names = _ranked(story.sources)
     language_counts = story.language_counts or {}
     languages = [f"{code} ({language_counts[code]})" for code in _ranked(language_counts)]
+    sources = f"{story.source_count}: {_names(source_names)}" if source_names else str(story.source_count)
+    if story.syndicated_outlets:  # wire copies count once: say how many outlets only re-ran it
+        sources += f" (syndicated by {story.syndicated_outlets} more outlet{'s' if story.syndicated_outlets != 1 else ''})"
     fields = [
-        _field("Sources", f"{story.source_count}: {_names(source_names)}" if source_names else str(story.source_count)),
+        _field("Sources", sources),
         _field("Languages", _names(languages) or "unknown"),
         _field("First seen", _utc(story.first_seen)),
         _field("Articles", str(story.article_count)),

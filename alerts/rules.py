@@ -100,6 +100,7 @@ def new_story_alerts(session: Session, settings: Settings, now: datetime) -> lis
         select(Story)
         .where(
             (Story.article_count >= settings.alert_min_articles) | (Story.source_count >= settings.alert_min_sources),
+            Story.merged_into.is_(None),
             ~already,
         )
         .order_by(Story.first_seen, Story.id)

@@ -193,6 +193,10 @@ class ArchiveBackend(ABC):
         """Upsert stories by id (same failure rules as `index_articles`)."""
 
     @abstractmethod
+    def delete_stories(self, story_ids: Iterable[str]) -> int:
+        """Remove stories (merged into others) by id; returns how many were there. Idempotent."""
+
+    @abstractmethod
     def get_article(self, article_id: str) -> ArticleDoc | None:
         """The article with its embedding, or None."""
 

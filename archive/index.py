@@ -97,6 +97,11 @@ def _index_stories(
 ) -> int:
     with session_scope(settings) as session:
         stories = session.scalars(select(Story).where(Story.id.in_(ids))).all()
+        merged = [story for story in stories if story.merged_into is not None]
+        if merged:  # absorbed by another story: it leaves the archive, its articles point at the survivor
+            archive.delete_stories(story.id for story in merged)
+            _mark(session, Story, [story.id for story in merged], {s.id: s.updated_at for s in merged})
+            stories = [story for story in stories if story.merged_into is None]
         links = _recent_articles(session, ids)
         docs = []
         for story in stories:

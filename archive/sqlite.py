@@ -246,6 +246,12 @@ class SQLiteArchive(ArchiveBackend):
             ),
         )
 
+    def delete_stories(self, story_ids: Iterable[str]) -> int:
+        ids = [(story_id,) for story_id in story_ids]
+        with self.db:
+            cursor = self.db.executemany("DELETE FROM stories WHERE id = ?", ids)
+        return max(cursor.rowcount, 0)
+
     # --- reading ---------------------------------------------------------------------------------
 
     def get_article(self, article_id: str) -> ArticleDoc | None:

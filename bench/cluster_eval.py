@@ -1,11 +1,11 @@
 """Story clustering evaluation on labelled data:
-`python bench/cluster_eval.py PATH... [--order interleaved|time] [--seed N] [--limit N]`.
+`python bench/cluster_eval.py PATH... [--order interleaved|time] [--seed N] [--limit N] [--model DIR]`.
 
 Streams the articles of each file (UCI News Aggregator CSV or generic JSONL, see bench/clustering_data.py)
 in arrival order through the pipeline's own enrichment code — embeddings from
 `enrichment.embeddings.get_embedder(settings.embedding_model)` of `article_text(title, text)`, then
-`enrichment.clustering.assign` against a temporary, migrated SQLite state DB, in committed batches as the
-enrichment stage does — and through two simple baselines of this benchmark's own:
+`enrichment.clustering.StoryClusterer` against a temporary, migrated SQLite state DB, in committed batches
+as the enrichment stage does (final labels after merges) — and through two simple baselines of this benchmark's own:
 
 - tfidf: TF-IDF (fit on the file's title + lead texts) single-pass: join the most similar cluster centroid
   when cosine >= TFIDF_THRESHOLD, else start a cluster. No time window.
@@ -14,7 +14,8 @@ enrichment stage does — and through two simple baselines of this benchmark's o
 
 Scores: pairwise and B-cubed precision/recall/F1, cluster counts, story births (a predicted new story whose
 first article is the first arrival of its gold story is a correct birth; recall = correct births / gold
-stories), articles/s of the clustering step alone (and, for the system, of embedding + clustering).
+stories), articles/s of the clustering step alone (and, for the system, of embedding + clustering, with the
+ratio of that time to bare batched embedding).
 Prints a table per file, then one JSON line per file; the last line is the last file's.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # clustering_data, when imported from elsewhere
 
@@ -41,13 +44,12 @@ from core.ids import stable_id
 from core.models import Article
 from core.settings import Settings
 from core.vectors import to_bytes
-from enrichment.calibration import pairwise
-from enrichment.clustering import assign
+from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import article_text, get_embedder
 
 # Baseline thresholds: fixed, not tuned on any evaluation file.
 TFIDF_THRESHOLD = 0.30  # cosine of TF-IDF vectors (English stop words removed, sublinear tf)
-EMBEDDING_THRESHOLD = 0.50  # cosine of sentence embeddings: the pipeline's default cluster_threshold
+EMBEDDING_THRESHOLD = 0.50  # cosine of sentence embeddings: the best single threshold over both dev files
 
 EVAL_TOPIC = "eval"
 BATCH_SIZE = 64  # articles per committed transaction, as enrichment.enrich.BATCH_SIZE
@@ -62,6 +64,19 @@ SCORE_KEYS = (
 
 def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def pairwise(gold: Sequence[Hashable], predicted: Sequence[Hashable]) -> tuple[float, float, float]:
+    """Pairwise precision, recall, F1: over all pairs of items, same story in both vs in either."""
+
+    def pairs(counter: Counter) -> int:
+        return sum(n * (n - 1) // 2 for n in counter.values())
+
+    same_both = pairs(Counter(zip(gold, predicted)))
+    same_predicted, same_gold = pairs(Counter(predicted)), pairs(Counter(gold))
+    precision = same_both / same_predicted if same_predicted else 1.0
+    recall = same_both / same_gold if same_gold else 1.0
+    return precision, recall, _f1(precision, recall)
 
 
 def bcubed(gold: Sequence[Hashable], predicted: Sequence[Hashable]) -> tuple[float, float, float]:
@@ -99,12 +114,11 @@ def births(gold: Sequence[Hashable], predicted: Sequence[Hashable]) -> tuple[flo
 
 def scores(gold: Sequence[Hashable], predicted: Sequence[Hashable], seconds: float) -> dict[str, float]:
     """The score block of one clustering of a stream (gold and predicted in arrival order)."""
-    pair = pairwise(list(gold), list(predicted))
+    pair_p, pair_r, pair_f1 = pairwise(gold, predicted)
     b_p, b_r, b_f1 = bcubed(gold, predicted)
     s_p, s_r, s_f1 = births(gold, predicted)
     return {
-        "pairwise_p": round(pair.precision, 4), "pairwise_r": round(pair.recall, 4),
-        "pairwise_f1": round(pair.f1, 4),
+        "pairwise_p": round(pair_p, 4), "pairwise_r": round(pair_r, 4), "pairwise_f1": round(pair_f1, 4),
         "bcubed_p": round(b_p, 4), "bcubed_r": round(b_r, 4), "bcubed_f1": round(b_f1, 4),
         "clusters": len(set(predicted)), "gold_clusters": len(set(gold)),
         "birth_p": round(s_p, 4), "birth_r": round(s_r, 4), "birth_f1": round(s_f1, 4),
@@ -183,6 +197,12 @@ def tfidf_single_pass(texts: list[str], threshold: float = TFIDF_THRESHOLD) -> l
 # ------------------------------------------------------------------------------------------------ system
 
 
+def _host(source: str) -> str:
+    """A host name per source: syndication tells outlets apart by their site."""
+    slug = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")[:60] or "unknown"
+    return f"{slug}.eval.invalid"
+
+
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -190,9 +210,10 @@ def _utc(seconds: float) -> datetime:
 def system_clusters(
     stream: list[tuple[Record, float]], vectors: np.ndarray, settings: Settings, model_name: str
 ) -> tuple[list[str], float]:
-    """Story id per article by `enrichment.clustering.assign` on the state DB of `settings` (migrated, empty),
-    and the seconds the clustering took. The articles are inserted first (as the collector would), relevant,
-    with one topic; then each committed batch loads its articles and assigns them in arrival order."""
+    """Story id per article (after merges) by `enrichment.clustering.StoryClusterer` on the state DB of
+    `settings` (migrated, empty), and the seconds the clustering took. The articles are inserted first (as
+    the collector would), relevant, with one topic; then each committed batch loads its articles and assigns
+    them in arrival order, as `enrichment.enrich` does."""
     ids = [stable_id("eval-article", str(position), record.id) for position, (record, _) in enumerate(stream)]
     with session_scope(settings) as session:
         for article_id, (record, arrival), vector in zip(ids, stream, vectors):
@@ -200,8 +221,8 @@ def system_clusters(
                 Article(
                     id=article_id,
                     source=record.source[:200],
-                    url=f"https://eval.invalid/{article_id}",
-                    canonical_url=f"https://eval.invalid/{article_id}",
+                    url=f"https://{_host(record.source)}/{article_id}",
+                    canonical_url=f"https://{_host(record.source)}/{article_id}",
                     title=record.title,
                     summary=record.text,
                     language=record.language,
@@ -217,26 +238,33 @@ def system_clusters(
                     relevant=True,
                 )
             )
-    story_of: dict[str, str] = {}
     started = time.perf_counter()
+    with session_scope(settings) as session:
+        clusterer = StoryClusterer.load(session, settings, vectors.shape[1])
     for start in range(0, len(ids), BATCH_SIZE):
         batch = ids[start : start + BATCH_SIZE]
         with session_scope(settings) as session:
-            articles = {a.id: a for a in session.query(Article).filter(Article.id.in_(batch))}
+            articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(batch)))}
             for index, article_id in enumerate(batch, start):
                 article = articles[article_id]
                 now = _utc(stream[index][1])
-                story_of[article_id] = assign(session, article, vectors[index], settings, now).story_id
+                clusterer.assign(session, article, vectors[index], now)
                 article.enriched_at = now
+            clusterer.persist(session)
     seconds = time.perf_counter() - started
+    with session_scope(settings) as session:  # final stories: merges moved articles after their assignment
+        story_of = {row.id: row.story_id for row in session.execute(select(Article.id, Article.story_id))}
     return [story_of[article_id] for article_id in ids], seconds
 
 
 # -------------------------------------------------------------------------------------------------- runs
 
 
-def evaluate(path: Path, order: str = "interleaved", seed: int = 13, limit: int | None = None) -> dict:
-    """All figures of one file (see the module docstring)."""
+def evaluate(
+    path: Path, order: str = "interleaved", seed: int = 13, limit: int | None = None, model: str | None = None
+) -> dict:
+    """All figures of one file (see the module docstring). `model`: an embedding model other than the
+    configured one (`embedding_model` setting: the packaged name or a local sentence-transformers folder)."""
     records = sample(load(path), limit, seed)
     stream = arrival_order(records, order, seed)
     gold = [record.story for record, _ in stream]
@@ -245,7 +273,10 @@ def evaluate(path: Path, order: str = "interleaved", seed: int = 13, limit: int 
     with tempfile.TemporaryDirectory(prefix="cluster-eval-") as tmp:
         var = Path(tmp)
         # An explicit database_url: never the developer's FLANKWATCH_DATABASE_URL.
-        settings = Settings(var_dir=var, database_url=f"sqlite:///{var / 'eval.db'}", feeds_file=var / "none.yaml")
+        overrides = {"embedding_model": model} if model else {}
+        settings = Settings(
+            var_dir=var, database_url=f"sqlite:///{var / 'eval.db'}", feeds_file=var / "none.yaml", **overrides
+        )
         upgrade(settings)
         embedder = get_embedder(settings.embedding_model)
         embedder.encode(["warm-up"])  # first-call overhead is not throughput
@@ -256,6 +287,8 @@ def evaluate(path: Path, order: str = "interleaved", seed: int = 13, limit: int 
 
     system = scores(gold, predicted, cluster_s)
     system["enrich_articles_per_s"] = round(len(gold) / (embed_s + cluster_s), 1) if embed_s + cluster_s else None
+    system["embedding_articles_per_s"] = round(len(gold) / embed_s, 1) if embed_s else None
+    system["enrich_over_embedding"] = round((embed_s + cluster_s) / embed_s, 3) if embed_s else None
 
     started = time.perf_counter()
     tfidf = tfidf_single_pass(texts)
@@ -272,6 +305,8 @@ def evaluate(path: Path, order: str = "interleaved", seed: int = 13, limit: int 
         "settings": {
             "embedding_model": settings.embedding_model,
             "cluster_threshold": settings.cluster_threshold,
+            "cluster_threshold_long": settings.cluster_threshold_long,
+            "cluster_merge_threshold": settings.cluster_merge_threshold,
             "cluster_window_hours": settings.cluster_window_hours,
             "tfidf_threshold": TFIDF_THRESHOLD,
             "embedding_threshold": EMBEDDING_THRESHOLD,
@@ -288,7 +323,7 @@ def format_table(result: dict) -> str:
         ("clusters", "clusters"), ("art/s", "articles_per_s"),
     ]
     rows = [
-        ("system (assign)", result["system"]),
+        ("system", result["system"]),
         (f"tfidf @{TFIDF_THRESHOLD:.2f}", result["baselines"]["tfidf"]),
         (f"embedding @{EMBEDDING_THRESHOLD:.2f}", result["baselines"]["embedding"]),
     ]
@@ -297,7 +332,8 @@ def format_table(result: dict) -> str:
         (
             f"== {result['file']}  order={result['order']}  articles={result['articles']}  "
             f"gold stories={result['system']['gold_clusters']}  "
-            f"(system: threshold {result['settings']['cluster_threshold']}, "
+            f"(system: thresholds {result['settings']['cluster_threshold']}-"
+            f"{result['settings']['cluster_threshold_long']}, merge {result['settings']['cluster_merge_threshold']}, "
             f"window {result['settings']['cluster_window_hours']} h)"
         ),
         header,
@@ -308,7 +344,12 @@ def format_table(result: dict) -> str:
             for _, key in columns
         )
         lines.append(f"{name:<18}{cells}")
-    lines.append(f"system enrichment (embedding + clustering): {result['system']['enrich_articles_per_s']} articles/s")
+    system = result["system"]
+    lines.append(
+        f"system enrichment (embedding + clustering): {system['enrich_articles_per_s']} articles/s; "
+        f"bare batched embedding {system['embedding_articles_per_s']} articles/s; "
+        f"ratio {system['enrich_over_embedding']}"
+    )
     return "\n".join(lines)
 
 
@@ -318,10 +359,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--order", choices=ORDERS, default="interleaved")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, default=None, help="a seeded random sample of N articles per file")
+    parser.add_argument(
+        "--model", default=None,
+        help="embedding model: a local sentence-transformers folder (default: the embedding_model setting)",
+    )
     args = parser.parse_args(argv)
     results = []
     for path in args.paths:
-        result = evaluate(path, args.order, args.seed, args.limit)
+        result = evaluate(path, args.order, args.seed, args.limit, args.model)
         print(format_table(result), flush=True)
         print(flush=True)
         results.append(result)

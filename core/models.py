@@ -134,6 +134,8 @@ class Article(Base):
     relevant: Mapped[bool] = mapped_column(Boolean, default=False)
     story_id: Mapped[str | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"), index=True)
     novel_terms: Mapped[list[str] | None] = mapped_column(JSON)  # facts this article added to its story
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)  # syndication signature of title + summary
+    syndicated_from: Mapped[str | None] = mapped_column(String(32))  # the earlier article it copies (wire text)
 
     # archive
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -152,13 +154,36 @@ class Story(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     article_count: Mapped[int] = mapped_column(Integer, default=0)
     source_count: Mapped[int] = mapped_column(Integer, default=0)
+    # articles per outlet; `source_count` counts independent sources only: an outlet whose articles in the
+    # story are all copies of wire text already there (`copy_sources`) adds no independent voice
     sources: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    copy_sources: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    syndicated_outlets: Mapped[int] = mapped_column(Integer, default=0)  # outlets that ran a copy
     language_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     terms: Mapped[list[str]] = mapped_column(JSON, default=list)  # known facts: entities and numbers
     centroid: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    born_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # reached the size/source thresholds
+    merged_into: Mapped[str | None] = mapped_column(String(32), index=True)  # absorbed by that story
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StoryEvent(Base):
+    """Something new in a story that alerts can use: born, growing, development (new facts), merged.
+    `id` is deterministic (story, kind and what happened), so recording an event twice keeps one row."""
+
+    __tablename__ = "story_events"
+    __table_args__ = (Index("ix_story_events_story_at", "story_id", "at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    story_id: Mapped[str] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # born | growing | development | merged
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  # publication time of the article that caused it
+    article_id: Mapped[str | None] = mapped_column(String(32))
+    facts: Mapped[list[str]] = mapped_column(JSON, default=list)  # development: the new facts, numbers first
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Alert(Base):

@@ -90,12 +90,25 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(32, description="Texts per embedding batch.")
     relevance_threshold: float = Field(0.5, description="Score from which an article is relevant to a topic.")
-    # 0.50 measured by `python -m enrichment.calibration clustering` (pairwise, all-MiniLM-L6-v2): ECB+ dev (631
-    # articles, 61 stories, similar events side by side) P 0.898 R 0.948 F1 0.922 (0.55: 0.902/0.925/0.913;
-    # 0.45: 0.804/0.954/0.872); UCI dev (3,243 headlines, 46 stories, shuffled) P 0.940 R 0.522 F1 0.672
-    # (0.55: 0.947/0.422/0.584). Below 0.45 distinct events merge (ECB+ P 0.24 at 0.35).
-    cluster_threshold: float = Field(0.50, description="Similarity to a story centroid needed to join it.")
+    # Clustering thresholds apply to the combined similarity of enrichment.story_index (0.7 x cosine of the
+    # embeddings, half-centred on the topic's mean, + 0.5 x TF-IDF cosine + 0.1 x shared facts - time decay).
+    # An article with few terms (a headline) needs `cluster_threshold`, one with a lead of 30+ terms
+    # `cluster_threshold_long`, linearly in between: short texts agree less even when they tell the same
+    # story. Chosen with bench/cluster_eval.py on the dev files (interleaved, seed 13; pairwise F1 / B-cubed
+    # F1): UCI headlines 0.855 / 0.845, ECB+ full texts 0.929 / 0.955 at 0.30 / 0.40 / merge 0.50; each ECB+
+    # topic's two twin events streamed alone (a narrow topic): mean pairwise F1 0.829 (long 0.35: 0.777).
+    # Without centring the files score 0.859 / 0.935 but ECB+'s three earthquake topics squeezed into nine
+    # hours fall from 0.654 to 0.467. More in enrichment/README.md.
+    cluster_threshold: float = Field(0.30, description="Similarity needed to join a story, for a headline-only article.")
+    cluster_threshold_long: float = Field(0.40, description="... for an article with a lead of 30+ terms.")
+    cluster_merge_threshold: float = Field(0.50, description="Centroid similarity at which two stories merge.")
     cluster_window_hours: float = Field(72.0, description="A story takes new articles this long after its last one.")
+    # 0.5: on ECB+ it flags 64% of the verbatim wire copies and none of 6,217 independent same-topic pairs
+    # (the closest scores 0.24); outlets rewrite headlines, so 0.7 would find a third (bench/syndication_eval.py).
+    syndication_threshold: float = Field(0.5, description="MinHash Jaccard at which an article is a copy of another.")
+    growth_window_hours: float = Field(2.0, description="A story is growing when this window brings ...")
+    growth_factor: float = Field(3.0, description="... this many times its usual article rate ...")
+    growth_min_articles: int = Field(4, description="... and at least this many articles.")
 
     # --- alerts ----------------------------------------------------------------------------------
     alert_min_articles: int = Field(3, description="A new story alerts once it has this many articles ...")

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.models import Article
 from core.settings import Settings
 from core.vectors import from_bytes, to_bytes
-from enrichment.clustering import assign
+from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import article_text, get_embedder
 from enrichment.language import detect_language
 from enrichment.relevance import TopicProfile, best_relevance, compile_topics
@@ -75,7 +75,9 @@ def _embeddings(articles: list[Article], settings: Settings) -> list[np.ndarray]
     return [vector for vector in vectors if vector is not None]
 
 
-def _enrich_batch(settings: Settings, ids: list[str], profiles: list[TopicProfile], now: datetime) -> _BatchResult:
+def _enrich_batch(
+    settings: Settings, ids: list[str], profiles: list[TopicProfile], clusterer: StoryClusterer, now: datetime
+) -> _BatchResult:
     result = _BatchResult()
     with session_scope(settings) as session:
         articles = list(
@@ -104,11 +106,12 @@ def _enrich_batch(settings: Settings, ids: list[str], profiles: list[TopicProfil
                 article.relevance_reason, article.relevant = best.reason, best.relevant
             if article.relevant:
                 result.relevant += 1
-                assignment = assign(session, article, vector, settings, now)
+                assignment = clusterer.assign(session, article, vector, now)
                 (result.created if assignment.created else result.joined).append(assignment.story_id)
             article.enriched_at = now
             article.updated_at = now
             result.enriched += 1
+        clusterer.persist(session)
     return result
 
 
@@ -135,13 +138,16 @@ def enrich(
     if not pending:
         return summary
 
-    profiles = compile_topics(settings, get_embedder(settings.embedding_model))
+    embedder = get_embedder(settings.embedding_model)
+    profiles = compile_topics(settings, embedder)
+    with session_scope(settings) as session:
+        clusterer = StoryClusterer.load(session, settings, embedder.dim)
     created: set[str] = set()
     updated: set[str] = set()
     done = 0
     for start in range(0, total, batch_size):
         batch = pending[start : start + batch_size]
-        result = _enrich_batch(settings, batch, profiles, now)  # committed when it returns
+        result = _enrich_batch(settings, batch, profiles, clusterer, now)  # committed when it returns
         summary.enriched += result.enriched
         summary.relevant += result.relevant
         for story_id in result.created:

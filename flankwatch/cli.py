@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import func, select
 
 from core.db import session_scope, upgrade
-from core.models import Alert, Feed, FetchRecord, Story
+from core.models import Alert, Feed, FetchRecord, Story, StoryEvent
 from core.settings import Settings, get_settings
 from flankwatch import display
 from flankwatch.pipeline import STAGES, RunSummary, run_once
@@ -139,15 +139,23 @@ def stories(
     topic: Annotated[Optional[str], typer.Option(help="Only this topic.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
     min_articles: Annotated[int, typer.Option(help="Hide smaller stories.")] = 1,
+    events: Annotated[bool, typer.Option("--events", help="Show story events (born, growing, development, merged).")] = False,
 ) -> None:
-    """Stories, most recently active first."""
+    """Stories, most recently active first (stories merged into others are left out)."""
     settings = _settings()
     with session_scope(settings) as session:
-        query = select(Story).where(Story.article_count >= min_articles)
+        query = select(Story).where(Story.article_count >= min_articles, Story.merged_into.is_(None))
         if topic:
             query = query.where(Story.topic == topic)
         rows = session.scalars(query.order_by(Story.last_seen.desc()).limit(limit)).all()
-        console.print(display.stories_table(rows))
+        if not events:
+            console.print(display.stories_table(rows))
+            return
+        headlines = {story.id: story.headline for story in rows}
+        found = session.scalars(
+            select(StoryEvent).where(StoryEvent.story_id.in_(headlines)).order_by(StoryEvent.at, StoryEvent.id)
+        ).all()
+        console.print(display.events_table(found, headlines))
 
 
 @app.command()

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from archive.base import SearchResult, render_highlight
-from core.models import Alert, Feed, Story
+from core.models import Alert, Feed, Story, StoryEvent
 
 
 def _when(value: datetime | None) -> str:
@@ -67,9 +67,41 @@ def stories_table(stories: Iterable[Story], title: str = "stories") -> Table:
     table.add_column("first seen", no_wrap=True)
     table.add_column("id", style="dim")
     for story in stories:
+        sources = str(story.source_count)
+        if story.syndicated_outlets:
+            sources += f" (+{story.syndicated_outlets} syndicated)"
         table.add_row(_when(story.last_seen), escape(story.headline), str(story.article_count),
-                      str(story.source_count), escape(_counts(story.language_counts)), _when(story.first_seen),
+                      sources, escape(_counts(story.language_counts)), _when(story.first_seen),
                       story.id[:12])
+    return table
+
+
+def event_summary(event: StoryEvent) -> str:
+    """One line on what happened: the new facts of a development (with what they replace), the figures of
+    a growth, the story a merge absorbed."""
+    detail = event.detail or {}
+    if event.kind == "development":
+        replaces = detail.get("replaces") or {}
+        return ", ".join(f"{replaces[f]} -> {f}" if f in replaces else f for f in event.facts or [])
+    if event.kind == "growing":
+        return (f"{detail.get('articles_in_window')} articles in {detail.get('window_hours')} h "
+                f"(usually {detail.get('usual_per_hour')}/h)")
+    if event.kind == "merged":
+        return f"absorbed {detail.get('articles')} articles: {detail.get('headline', '')}"
+    if event.kind == "born":
+        return f"{detail.get('articles')} articles, {detail.get('sources')} sources"
+    return ""
+
+
+def events_table(events: Iterable[StoryEvent], headlines: dict[str, str], title: str = "story events") -> Table:
+    table = Table(title=title)
+    table.add_column("at", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("story")
+    table.add_column("what")
+    for event in events:
+        table.add_row(_when(event.at), event.kind, escape(headlines.get(event.story_id, event.story_id[:12])),
+                      escape(event_summary(event)))
     return table
 
 

@@ -1,0 +1,348 @@
+"""The active stories of one topic, in memory, and how similar an article is to each of them.
+
+Only stories seen within the clustering window are here, and candidates for an article are found through
+an inverted index of their terms (lexical stems and fact keys), each posting list read from its most
+recently updated end and cut at `MAX_POSTINGS`: the cost of one article depends on how many terms it has,
+not on how many stories are open. A story never sharing a term with an article is never compared with it;
+same-story articles that share no word at all (not even a name or a number) are rare in news, and fact keys
+are transliterated, so "Писториус" still meets "Pistorius".
+
+Similarity of an article to a story (see `Weights`):
+
+    embedding weight x cosine(article embedding, story centroid)
+  + lexical weight   x cosine(article TF-IDF, story TF-IDF centroid)
+  + fact weight      x share of the article's fact keys (names, numbers) the story already has
+  - decay            x (1 - exp(-hours since the story's last article / decay hours))
+
+Centroids are running sums, so each update costs one vector addition; the cosine divides by their norms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+import numpy as np
+
+from enrichment.lexical import dot
+
+MAX_POSTINGS = 48  # stories read per term (the most recently updated ones)
+MAX_READS = 192  # posting entries of lexical terms read per article in all: the bound on its cost
+MAX_KEY_READS = 64  # ... and of fact keys
+SHORTLIST = 24  # candidates (best lexical overlap and best embedding) scored in full
+MAX_INDEXED_TERMS = 400  # terms of a story's TF-IDF centroid kept in the inverted index (its heaviest)
+RECENT_ARRIVALS = 64  # arrival times kept per story, for "growing"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the evidence is combined; see the module docstring and `enrichment/README.md` for the figures."""
+
+    embedding: float = 0.7
+    lexical: float = 0.5
+    facts: float = 0.1
+    facts_expected: float = 0.0  # share of an article's facts a story of the same event is expected to know
+    decay: float = 0.05
+    center: float = 0.5  # how much of the mean embedding of the topic's articles is removed before cosines
+    decay_hours: float = 24.0
+
+
+@dataclass
+class StoryState:
+    """What the index knows of one active story."""
+
+    story_id: str
+    slot: int
+    count: int = 0
+    lexical: dict[str, float] = field(default_factory=dict)  # sum of members' unit TF-IDF vectors
+    lexical_norm_sq: float = 0.0
+    keys: set[str] = field(default_factory=set)  # fact keys of its members
+    first_seen: float = math.inf  # epoch seconds
+    last_seen: float = -math.inf
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_ARRIVALS))
+    indexed_terms: set[str] = field(default_factory=set)
+    representative: tuple[str, str] | None = None  # (article id, title)
+
+
+def _add_sparse(state: StoryState, vector: dict[str, float]) -> None:
+    """Add a sparse vector to the story's TF-IDF sum, updating its squared norm incrementally."""
+    lexical = state.lexical
+    change = 0.0
+    for term, weight in vector.items():
+        old = lexical.get(term, 0.0)
+        new = old + weight
+        lexical[term] = new
+        change += new * new - old * old
+    state.lexical_norm_sq += change
+
+
+@dataclass(frozen=True)
+class Match:
+    story_id: str
+    score: float
+    embedding: float
+    lexical: float
+    facts: float
+
+
+class ActiveStories:
+    """Active stories of one topic: embedding sums in a matrix, TF-IDF sums and fact keys per story, and an
+    inverted index from terms to stories."""
+
+    def __init__(self, dim: int, weights: Weights | None = None, capacity: int = 1024) -> None:
+        self.dim = dim
+        self.weights = weights or Weights()
+        self._sums = np.zeros((capacity, dim), dtype=np.float32)
+        self._counts = np.zeros(capacity, dtype=np.float32)
+        self._mean_sum = np.zeros(dim, dtype=np.float64)  # embeddings of the active articles, summed
+        self._mean_count = 0
+        self._representatives = np.zeros((capacity, dim), dtype=np.float32)
+        self._free: list[int] = []
+        self._next = 0
+        self._states: dict[str, StoryState] = {}
+        self._by_slot: dict[int, StoryState] = {}
+        self._postings: dict[str, dict[int, None]] = {}
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, story_id: object) -> bool:
+        return story_id in self._states
+
+    def get(self, story_id: str) -> StoryState | None:
+        return self._states.get(story_id)
+
+    def stories(self) -> Iterator[StoryState]:
+        return iter(list(self._states.values()))
+
+    def centroid(self, story_id: str) -> np.ndarray:
+        """The story's unit centroid."""
+        vector = self._sums[self._states[story_id].slot]
+        norm = float(np.linalg.norm(vector))
+        return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+    def _slot(self) -> int:
+        if self._free:
+            return self._free.pop()
+        if self._next == self._sums.shape[0]:
+            grown = self._sums.shape[0] * 2
+            self._sums = np.resize(self._sums, (grown, self.dim))
+            self._sums[self._next :] = 0.0
+            self._counts = np.resize(self._counts, grown)
+            self._counts[self._next :] = 0.0
+            self._representatives = np.resize(self._representatives, (grown, self.dim))
+        self._next += 1
+        return self._next - 1
+
+    def create(self, story_id: str) -> StoryState:
+        if story_id in self._states:
+            return self._states[story_id]
+        state = StoryState(story_id=story_id, slot=self._slot())
+        self._sums[state.slot] = 0.0
+        self._counts[state.slot] = 0.0
+        self._states[story_id] = state
+        self._by_slot[state.slot] = state
+        return state
+
+    def remove(self, story_id: str) -> StoryState | None:
+        state = self._states.pop(story_id, None)
+        if state is None:
+            return None
+        del self._by_slot[state.slot]
+        for term in state.indexed_terms:
+            posting = self._postings.get(term)
+            if posting is not None:
+                posting.pop(state.slot, None)
+                if not posting:
+                    del self._postings[term]
+        self._mean_sum -= self._sums[state.slot]
+        self._mean_count -= int(self._counts[state.slot])
+        self._sums[state.slot] = 0.0
+        self._counts[state.slot] = 0.0
+        self._free.append(state.slot)
+        return state
+
+    def expire(self, before: float) -> list[str]:
+        """Drop the stories whose last article is older than `before` (epoch seconds)."""
+        old = [state.story_id for state in self._states.values() if state.last_seen < before]
+        for story_id in old:
+            self.remove(story_id)
+        return old
+
+    def _index(self, state: StoryState, terms: Iterable[str]) -> None:
+        """(Re)post `terms` for the story at the recent end of their posting lists."""
+        slot = state.slot
+        for term in terms:
+            posting = self._postings.setdefault(term, {})
+            posting.pop(slot, None)
+            posting[slot] = None
+            state.indexed_terms.add(term)
+
+    def add(
+        self,
+        story_id: str,
+        *,
+        article_id: str,
+        title: str,
+        embedding: np.ndarray,
+        lexical: dict[str, float],
+        keys: set[str],
+        at: float,
+    ) -> StoryState:
+        """Count one article in the story (creating the story if needed)."""
+        state = self._states.get(story_id) or self.create(story_id)
+        self._sums[state.slot] += embedding
+        self._counts[state.slot] += 1.0
+        self._mean_sum += embedding
+        self._mean_count += 1
+        state.count += 1
+        _add_sparse(state, lexical)
+        state.keys |= keys
+        state.first_seen = min(state.first_seen, at)
+        state.last_seen = max(state.last_seen, at)
+        state.arrivals.append(at)
+        self._update_representative(state, article_id, title, embedding)
+        self._index(state, self._terms_to_index(state, lexical, keys))
+        return state
+
+    def _terms_to_index(self, state: StoryState, lexical: dict[str, float], keys: set[str]) -> list[str]:
+        terms = [f"k:{key}" for key in sorted(keys)] + list(lexical)
+        if len(state.indexed_terms) + len(terms) > MAX_INDEXED_TERMS:
+            # keep the postings of a long story to its heaviest terms: drop the lightest ones
+            heaviest = set(sorted(state.lexical, key=state.lexical.__getitem__, reverse=True)[:MAX_INDEXED_TERMS])
+            for term in [t for t in state.indexed_terms if not t.startswith("k:") and t not in heaviest]:
+                self._postings.get(term, {}).pop(state.slot, None)
+                state.indexed_terms.discard(term)
+            terms = [t for t in terms if t.startswith("k:") or t in heaviest]
+        return terms
+
+    def _update_representative(self, state: StoryState, article_id: str, title: str, embedding: np.ndarray) -> None:
+        """The member closest to the centroid heads the story (compared with the current head only)."""
+        centroid = self._sums[state.slot]
+        if state.representative is None or float(embedding @ centroid) > float(
+            self._representatives[state.slot] @ centroid
+        ):
+            state.representative = (article_id, title)
+            self._representatives[state.slot] = embedding
+
+    def absorb(self, survivor_id: str, absorbed_id: str) -> StoryState:
+        """Merge story `absorbed_id` into `survivor_id` (both active) and drop it from the index."""
+        survivor, absorbed = self._states[survivor_id], self._states[absorbed_id]
+        self._sums[survivor.slot] += self._sums[absorbed.slot]
+        self._counts[survivor.slot] += self._counts[absorbed.slot]
+        survivor.count += absorbed.count
+        _add_sparse(survivor, absorbed.lexical)
+        survivor.keys |= absorbed.keys
+        survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
+        survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
+        survivor.arrivals = deque(sorted([*survivor.arrivals, *absorbed.arrivals]), maxlen=RECENT_ARRIVALS)
+        if absorbed.representative is not None:
+            rep_vector = self._representatives[absorbed.slot].copy()
+            self._update_representative(survivor, *absorbed.representative, rep_vector)
+        terms = sorted(absorbed.indexed_terms)
+        moved_sum, moved_count = self._sums[absorbed.slot].astype(np.float64), int(self._counts[absorbed.slot])
+        self.remove(absorbed_id)
+        self._mean_sum += moved_sum  # its articles stay active, in the survivor
+        self._mean_count += moved_count
+        self._index(survivor, terms)
+        return survivor
+
+    # ------------------------------------------------------------------------------------- similarity
+
+    def _decay(self, state: StoryState, at: float) -> float:
+        hours = max(0.0, at - state.last_seen) / 3600.0
+        return self.weights.decay * (1.0 - math.exp(-hours / self.weights.decay_hours))
+
+    def candidates(
+        self, embedding: np.ndarray, lexical: dict[str, float], keys: set[str], at: float, window_s: float
+    ) -> list[Match]:
+        """The best-scoring active stories for an article, best first (at most `SHORTLIST`)."""
+        if not self._states:
+            return []
+        # 1. candidates and their lexical dot product, from the postings of the article's rarest terms first,
+        #    each cut at MAX_POSTINGS and all together at MAX_READS; then of its fact keys (names, numbers,
+        #    transliterated), which find stories in another language or script, within MAX_KEY_READS
+        partial: dict[int, float] = {}
+        budget = MAX_READS
+        for term, weight in sorted(lexical.items(), key=lambda item: (-item[1], item[0])):
+            posting = self._postings.get(term)
+            if not posting:
+                continue
+            if budget <= 0:
+                break
+            for slot in islice(reversed(posting), min(MAX_POSTINGS, budget)):
+                partial[slot] = partial.get(slot, 0.0) + weight * self._by_slot[slot].lexical.get(term, 0.0)
+            budget -= min(len(posting), MAX_POSTINGS)
+        budget = MAX_KEY_READS
+        for key in sorted(keys):  # sorted: the same reads whatever the process's string hashing
+            posting = self._postings.get(f"k:{key}")
+            if posting and budget > 0:
+                for slot in islice(reversed(posting), min(MAX_POSTINGS, budget)):
+                    partial.setdefault(slot, 0.0)
+                budget -= min(len(posting), MAX_POSTINGS)
+        if not partial:
+            return []
+        slots = np.fromiter(partial, dtype=np.int64, count=len(partial))
+        cosines = self._cosines(slots, embedding)
+        # 2. shortlist: best by embedding and (partial) lexical overlap
+        lexical_scores = np.array(
+            [partial[int(slot)] / math.sqrt(self._by_slot[int(slot)].lexical_norm_sq or 1.0) for slot in slots]
+        )
+        weights = self.weights
+        rough = weights.embedding * cosines + weights.lexical * lexical_scores
+        order = np.argsort(-rough)[:SHORTLIST]
+        # 3. full score: fact overlap, time window and decay
+        matches = []
+        for index in order:
+            state = self._by_slot[int(slots[index])]
+            if state.last_seen < at - window_s or state.first_seen > at + window_s:
+                continue
+            fact_share = len(keys & state.keys) / len(keys) if keys else 0.0
+            # exact, not the partial sum of the postings read (which only ranks the shortlist)
+            lexical_score = dot(lexical, state.lexical) / math.sqrt(state.lexical_norm_sq or 1.0)
+            embedding_score = float(cosines[index])
+            score = (
+                weights.embedding * embedding_score
+                + weights.lexical * lexical_score
+                + (weights.facts * (fact_share - weights.facts_expected) if keys else 0.0)
+                - self._decay(state, at)
+            )
+            matches.append(Match(state.story_id, score, embedding_score, lexical_score, fact_share))
+        matches.sort(key=lambda match: -match.score)
+        return matches
+
+    def _common(self) -> np.ndarray:
+        """What the active articles share ("this topic") rather than what tells stories apart: their mean
+        embedding, times `center` and (k - 1) / k for k active stories, so a lone story is not centred away.
+        Removing it from both sides of a cosine leaves what tells a story apart from its neighbours: two
+        earthquakes on the same day stop looking alike because both are earthquakes."""
+        stories = len(self._states)
+        if stories < 2 or not self._mean_count or not self.weights.center:
+            return np.zeros(self.dim, dtype=np.float32)
+        weight = self.weights.center * (stories - 1) / stories
+        return (weight * self._mean_sum / self._mean_count).astype(np.float32)
+
+    def _cosines(self, slots: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """Cosines of `embedding` to the centroids (mean member embedding) of `slots`, both centred."""
+        common = self._common()
+        centroids = self._sums[slots] / np.maximum(self._counts[slots], 1.0)[:, None] - common
+        vector = embedding - common
+        norms = np.linalg.norm(centroids, axis=1) * float(np.linalg.norm(vector))
+        return (centroids @ vector) / np.where(norms > 0, norms, 1.0)
+
+    def story_similarity(self, first_id: str, second_id: str) -> float:
+        """Similarity of two stories' centroids (embedding and lexical, the article weights)."""
+        first, second = self._states[first_id], self._states[second_id]
+        common = self._common()
+        a = self._sums[first.slot] / max(first.count, 1) - common
+        b = self._sums[second.slot] / max(second.count, 1) - common
+        norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+        cosine = float(a @ b) / norm if norm > 0 else 0.0
+        lexical_norm = math.sqrt(first.lexical_norm_sq * second.lexical_norm_sq)
+        lexical = dot(first.lexical, second.lexical) / lexical_norm if lexical_norm > 0 else 0.0
+        return self.weights.embedding * cosine + self.weights.lexical * lexical
