@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from alerts.blocks import story_message
 from core.ids import stable_id
-from core.models import Alert, Article, Story
+from core.models import Alert, Article, Story, StoryEvent
 from core.settings import Settings
 
 FACTS_IN_WHY = 8  # facts named in the one-line reason; the message lists all of them
@@ -152,6 +152,25 @@ def _update_why(new_count: int, facts: list[str], sources: list[str]) -> str:
     return ", ".join(parts)
 
 
+def _replaced_numbers(session: Session, story_id: str, article_ids: set[str]) -> dict[str, str]:
+    """New number -> the known number it replaces, from the development events of these articles."""
+    replaced: dict[str, str] = {}
+    events = session.scalars(
+        select(StoryEvent).where(StoryEvent.story_id == story_id, StoryEvent.kind == "development",
+                                 StoryEvent.article_id.in_(article_ids))
+    )
+    for event in events:
+        for new, old in (event.detail or {}).get("replaces", {}).items():
+            if isinstance(new, str) and isinstance(old, str):
+                replaced.setdefault(new, old)
+    return replaced
+
+
+def _with_replaced(facts: list[str], replaced: dict[str, str]) -> list[str]:
+    """"37000" -> "25000 → 37000" where the story knew the number it replaces: the diff an analyst reads."""
+    return [f"{replaced[fact]} → {fact}" if fact in replaced else fact for fact in facts]
+
+
 def story_update_alerts(session: Session, settings: Settings, now: datetime) -> list[Alert]:
     """(b) A story that already alerted and has since gained enough articles that add something new:
     facts (`novel_terms`) or a source its earlier articles did not have."""
@@ -171,6 +190,7 @@ def story_update_alerts(session: Session, settings: Settings, now: datetime) -> 
         new_facts = _unique(term for a in reversed(new) for term in (a.novel_terms or []) if isinstance(term, str))
         if len(new) < settings.update_min_new_articles or not (new_facts or new_sources):
             continue  # more of the same: no message; the articles still count toward the next update
+        new_facts = _with_replaced(new_facts, _replaced_numbers(session, story_id, new_ids))
 
         why = _update_why(len(new), new_facts, new_sources)
         payload = story_message("story_update", story, new + earlier[::-1], why=why, new_facts=new_facts)

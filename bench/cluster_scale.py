@@ -1,12 +1,13 @@
 """Does clustering cost grow with the number of open stories?
 `python bench/cluster_scale.py [--stories 1000,100000] [--queries 1000]`.
 
-For each size N: a fresh state DB gets N active stories (all within the clustering window), created through
-`StoryClusterer.assign` itself with join thresholds that no article can reach, from real headlines of
-../shared/data (Reddit news, WSJ, Russian-language media, UCI), each made distinct with two words of the
-same vocabulary and given a random unit embedding. Then `--queries` real UCI dev headlines with their real
+For each size N: a fresh state DB gets N active one-article stories (all within the clustering window),
+from real headlines of ../shared/data (Reddit news, WSJ, Russian-language media), each made distinct with
+two words of the same vocabulary and given a random unit embedding; `StoryClusterer.load` builds its index
+from them as the start of a run does. Then `--queries` real UCI dev headlines with their real
 embeddings are assigned with the configured thresholds, in committed batches as the enrichment stage does
-(candidates through the inverted index, scoring, joins, events, persist). Prints the per-article time per
+(candidates through the inverted index, scoring, joins, events, persist; storing the articles is not
+timed, as in bench/cluster_eval.py). Prints the per-article time per
 size and the ratio largest/smallest; the goal is at most 1.5. The last line is one JSON object.
 """
 
@@ -24,9 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert, select
+
 from core.db import session_scope, upgrade
 from core.ids import stable_id
-from core.models import Article
+from core.models import Article, Story
 from core.settings import Settings
 from core.vectors import normalise, to_bytes
 from enrichment.clustering import StoryClusterer
@@ -35,7 +38,7 @@ from enrichment.embeddings import article_text, get_embedder
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOPIC = "scale"
 BATCH = 64
-FILL_BATCH = 2000
+FILL_BATCH = 5000
 T_QUERY = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
 
@@ -65,52 +68,78 @@ def _article(position: int, title: str, published: datetime, vector: np.ndarray,
     )
 
 
-def assign_all(settings: Settings, clusterer: StoryClusterer, articles: list[Article], vectors: np.ndarray,
+def store(settings: Settings, articles: list[Article]) -> list[str]:
+    """Store the articles as the collector would (before the clustering is timed); returns their ids."""
+    with session_scope(settings) as session:
+        session.add_all(articles)
+    return [article.id for article in articles]
+
+
+def assign_all(settings: Settings, clusterer: StoryClusterer, ids: list[str], vectors: np.ndarray,
                batch: int) -> None:
-    """Insert and assign in committed batches, as the enrichment stage does."""
-    for start in range(0, len(articles), batch):
-        chunk = articles[start : start + batch]
+    """Assign stored articles in committed batches, as the enrichment stage does."""
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
         with session_scope(settings) as session:
-            session.add_all(chunk)
-            session.flush()
-            for offset, article in enumerate(chunk):
+            articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(chunk)))}
+            for offset, article_id in enumerate(chunk):
+                article = articles[article_id]
                 clusterer.assign(session, article, vectors[start + offset], article.published_at)
             clusterer.persist(session)
 
 
-def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: list[str], model: str) -> dict:
+def background(settings: Settings, size: int, fill_titles: list[str], dim: int, model: str) -> None:
+    """`size` one-article stories in the state DB, all active: distinct real-vocabulary headlines, random
+    unit embeddings. Written in bulk; the clusterer then loads them as a run's start would."""
     rng = np.random.default_rng(size)
     vocabulary = sorted({w for t in fill_titles for w in t.split() if w.isalpha()})
+    picks = rng.integers(0, len(vocabulary), size=(size, 2))
+    step = timedelta(hours=24) / max(size, 1)
+    for start in range(0, size, FILL_BATCH):
+        stories, articles = [], []
+        for i in range(start, min(size, start + FILL_BATCH)):
+            title = f"{fill_titles[i % len(fill_titles)]} {vocabulary[picks[i][0]]} {vocabulary[picks[i][1]]}"
+            vector = normalise(rng.standard_normal(dim)).astype(np.float32)
+            published = T_QUERY - timedelta(hours=24) + i * step
+            article = _article(i, title, published, vector, model)
+            story_id = stable_id("story", TOPIC, article.id)
+            stories.append({
+                "id": story_id, "topic": TOPIC, "headline": title, "representative_article_id": article.id,
+                "first_seen": published, "last_seen": published, "article_count": 1, "source_count": 1,
+                "sources": {article.source: 1}, "copy_sources": {}, "syndicated_outlets": 0,
+                "language_counts": {"en": 1}, "terms": [], "centroid": to_bytes(vector),
+                "created_at": published, "updated_at": published,
+            })
+            article.story_id, article.enriched_at = story_id, published
+            articles.append(article)
+        with session_scope(settings) as session:
+            session.execute(insert(Story), stories)
+            session.add_all(articles)
+
+
+def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: list[str], model: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="cluster-scale-") as tmp:
         var = Path(tmp)
         settings = Settings(var_dir=var, database_url=f"sqlite:///{var / 'scale.db'}", feeds_file=var / "none.yaml")
         upgrade(settings)
-        never = settings.model_copy(update={"cluster_threshold": 9.0, "cluster_threshold_long": 9.0,
-                                            "cluster_merge_threshold": 9.0})
-        clusterer = StoryClusterer(never, query_vectors.shape[1])
-        picks = rng.integers(0, len(vocabulary), size=(size, 2))
-        fill = [
-            f"{fill_titles[i % len(fill_titles)]} {vocabulary[a]} {vocabulary[b]}" for i, (a, b) in enumerate(picks)
-        ]
-        fill_vectors = np.array([normalise(v) for v in rng.standard_normal((size, query_vectors.shape[1]))],
-                                dtype=np.float32)
-        step = timedelta(hours=24) / max(size, 1)  # all within the window before the queries
         started = time.perf_counter()
-        articles = [_article(i, t, T_QUERY - timedelta(hours=24) + i * step, fill_vectors[i], model)
-                    for i, t in enumerate(fill)]
-        assign_all(never, clusterer, articles, fill_vectors, FILL_BATCH)
+        background(settings, size, fill_titles, query_vectors.shape[1], model)
         fill_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with session_scope(settings) as session:
+            clusterer = StoryClusterer.load(session, settings, query_vectors.shape[1])
+        load_s = time.perf_counter() - started
         active = sum(len(index) for index in clusterer.topics.values())
 
-        clusterer.settings = settings  # the configured thresholds for the real articles
         articles = [_article(size + i, t, T_QUERY + timedelta(seconds=10 * i), query_vectors[i], model)
                     for i, t in enumerate(queries)]
+        ids = store(settings, articles)
         started = time.perf_counter()
-        assign_all(settings, clusterer, articles, query_vectors, BATCH)
+        assign_all(settings, clusterer, ids, query_vectors, BATCH)
         seconds = time.perf_counter() - started
     return {
-        "active_stories": active, "fill_s": round(fill_s, 1), "queries": len(queries),
-        "ms_per_article": round(1000 * seconds / len(queries), 3),
+        "active_stories": active, "fill_s": round(fill_s, 1), "load_s": round(load_s, 1),
+        "queries": len(queries), "ms_per_article": round(1000 * seconds / len(queries), 3),
         "articles_per_s": round(len(queries) / seconds, 1),
     }
 
@@ -132,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = run(size, queries, query_vectors, fill_titles, embedder.name)
         results[size] = result
         print(f"{result['active_stories']:>8} active stories: {result['ms_per_article']:.3f} ms/article "
-              f"({result['articles_per_s']} articles/s; filling took {result['fill_s']} s)", flush=True)
+              f"({result['articles_per_s']} articles/s; writing them took {result['fill_s']} s, "
+              f"loading the index {result['load_s']} s)", flush=True)
     smallest, largest = results[min(sizes)], results[max(sizes)]
     ratio = round(largest["ms_per_article"] / smallest["ms_per_article"], 3)
     peak_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -38,7 +38,7 @@ from core.models import Article, Story, StoryEvent
 from core.settings import Settings
 from core.vectors import from_bytes, to_bytes
 from enrichment import events
-from enrichment.facts import fact_keys, novel_facts, ordered_facts
+from enrichment.facts import fact_keys, known_keys_of, novel_facts, ordered_facts
 from enrichment.lexical import DocumentFrequencies, lead_text, tokens
 from enrichment.story_index import ActiveStories, Weights
 from enrichment.syndication import Signature, SyndicationIndex, signature, syndication_text
@@ -119,6 +119,7 @@ class StoryRecord:
     merged_into: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    _keys: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     COLUMNS = (
         "topic", "headline", "representative_article_id", "first_seen", "last_seen", "article_count",
@@ -160,7 +161,16 @@ class StoryRecord:
 
     def add_terms(self, facts: Sequence[str]) -> None:
         known = set(self.terms)
-        self.terms = (self.terms + [fact for fact in facts if fact not in known])[:MAX_STORY_TERMS]
+        added = [fact for fact in facts if fact not in known][: max(0, MAX_STORY_TERMS - len(self.terms))]
+        self.terms = self.terms + added
+        if self._keys is not None:
+            self._keys |= known_keys_of(added)
+
+    def known_keys(self) -> set[str]:
+        """The fact keys of `terms` (cached until the terms change)."""
+        if self._keys is None:
+            self._keys = known_keys_of(self.terms)
+        return self._keys
 
 
 def _add_counts(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
@@ -249,8 +259,8 @@ class StoryClusterer:
             for story_id in index.expire(before):
                 if story_id not in self._dirty:
                     self.records.pop(story_id, None)
-        self.syndication.expire(_utc(before))
-        self.story_of = {a: s for a, s in self.story_of.items() if a in self.syndication}
+        if self.syndication.expire(_utc(before)):
+            self.story_of = {a: s for a, s in self.story_of.items() if a in self.syndication}
 
     # -------------------------------------------------------------------------------------- features
 
@@ -380,12 +390,13 @@ class StoryClusterer:
         )
         record.article_count += 1
         record.add_source(article.source, copy=copy_of is not None)
-        article.syndicated_from = copy_of
+        if copy_of is not None:
+            article.syndicated_from = copy_of
         language = article.language or UNKNOWN_LANGUAGE
         record.language_counts[language] = record.language_counts.get(language, 0) + 1
         record.first_seen = min(record.first_seen, article.published_at)
         record.last_seen = max(record.last_seen, article.published_at)
-        article.novel_terms = novel_facts(features.facts, record.terms, limit=MAX_NOVEL_TERMS)
+        article.novel_terms = novel_facts(features.facts, limit=MAX_NOVEL_TERMS, known_keys=record.known_keys())
         record.add_terms(features.facts)
         if state.representative is not None:
             record.representative_article_id, record.headline = state.representative

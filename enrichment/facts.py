@@ -10,6 +10,7 @@ rank and annotate, they never decide alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from core.text import fold
@@ -194,12 +195,22 @@ def fact_keys(fact: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def novel_facts(facts: list[str], known: list[str] | set[str], limit: int = 10) -> list[str]:
-    """The facts that bring something `known` lacks: a number not known, or a name with a word not known.
-    Numbers first (a new figure is the most telling change), then names, each in the given order."""
-    known_keys: set[str] = set()
+def known_keys_of(known: Iterable[str]) -> set[str]:
+    """The fact keys of known facts (see `fact_keys`)."""
+    keys: set[str] = set()
     for fact in known:
-        known_keys |= fact_keys(fact)
+        keys |= fact_keys(fact)
+    return keys
+
+
+def novel_facts(
+    facts: list[str], known: Iterable[str] = (), limit: int = 10, *, known_keys: set[str] | None = None
+) -> list[str]:
+    """The facts that bring something `known` lacks: a number not known, or a name with a word not known.
+    Numbers first (a new figure is the most telling change), then names, each in the given order.
+    `known_keys` (`known_keys_of(known)`, when the caller keeps it) saves recomputing the keys."""
+    if known_keys is None:
+        known_keys = known_keys_of(known)
     novel = []
     for fact in facts:
         keys = fact_keys(fact)

@@ -19,6 +19,7 @@ Centroids are running sums, so each update costs one vector addition; the cosine
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -29,10 +30,10 @@ import numpy as np
 
 from enrichment.lexical import dot
 
-MAX_POSTINGS = 48  # stories read per term (the most recently updated ones)
-MAX_READS = 192  # posting entries of lexical terms read per article in all: the bound on its cost
-MAX_KEY_READS = 64  # ... and of fact keys
-SHORTLIST = 24  # candidates (best lexical overlap and best embedding) scored in full
+MAX_POSTINGS = 32  # stories read per term (the most recently updated ones)
+MAX_READS = 128  # posting entries of lexical terms read per article in all: the bound on its cost
+MAX_KEY_READS = 48  # ... and of fact keys
+SHORTLIST = 12  # candidates (best lexical overlap and best embedding) scored in full
 MAX_INDEXED_TERMS = 400  # terms of a story's TF-IDF centroid kept in the inverted index (its heaviest)
 RECENT_ARRIVALS = 64  # arrival times kept per story, for "growing"
 
@@ -97,14 +98,18 @@ class ActiveStories:
         self.weights = weights or Weights()
         self._sums = np.zeros((capacity, dim), dtype=np.float32)
         self._counts = np.zeros(capacity, dtype=np.float32)
+        self._lexical_norms = np.ones(capacity, dtype=np.float64)
         self._mean_sum = np.zeros(dim, dtype=np.float64)  # embeddings of the active articles, summed
         self._mean_count = 0
+        self._common_cache: tuple[tuple[int, int], np.ndarray] | None = None
         self._representatives = np.zeros((capacity, dim), dtype=np.float32)
         self._free: list[int] = []
         self._next = 0
         self._states: dict[str, StoryState] = {}
         self._by_slot: dict[int, StoryState] = {}
-        self._postings: dict[str, dict[int, None]] = {}
+        # term -> {slot: the story's TF-IDF weight of the term}, most recently updated story last
+        self._postings: dict[str, dict[int, float]] = {}
+        self._by_last_seen: list[tuple[float, str]] = []  # heap, with stale entries skipped by `expire`
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -135,6 +140,8 @@ class ActiveStories:
             self._sums[self._next :] = 0.0
             self._counts = np.resize(self._counts, grown)
             self._counts[self._next :] = 0.0
+            self._lexical_norms = np.resize(self._lexical_norms, grown)
+            self._lexical_norms[self._next :] = 1.0
             self._representatives = np.resize(self._representatives, (grown, self.dim))
         self._next += 1
         return self._next - 1
@@ -168,20 +175,27 @@ class ActiveStories:
         return state
 
     def expire(self, before: float) -> list[str]:
-        """Drop the stories whose last article is older than `before` (epoch seconds)."""
-        old = [state.story_id for state in self._states.values() if state.last_seen < before]
-        for story_id in old:
-            self.remove(story_id)
+        """Drop the stories whose last article is older than `before` (epoch seconds). A heap of last-seen
+        times makes this cost the number of stories dropped, not of stories held."""
+        old = []
+        while self._by_last_seen and self._by_last_seen[0][0] < before:
+            last_seen, story_id = heapq.heappop(self._by_last_seen)
+            state = self._states.get(story_id)
+            if state is not None and state.last_seen == last_seen:  # else: a stale entry, the story moved on
+                old.append(story_id)
+                self.remove(story_id)
         return old
 
     def _index(self, state: StoryState, terms: Iterable[str]) -> None:
         """(Re)post `terms` for the story at the recent end of their posting lists."""
         slot = state.slot
+        lexical = state.lexical
         for term in terms:
             posting = self._postings.setdefault(term, {})
             posting.pop(slot, None)
-            posting[slot] = None
+            posting[slot] = lexical.get(term, 0.0)
             state.indexed_terms.add(term)
+        self._lexical_norms[slot] = math.sqrt(state.lexical_norm_sq) or 1.0
 
     def add(
         self,
@@ -204,7 +218,9 @@ class ActiveStories:
         _add_sparse(state, lexical)
         state.keys |= keys
         state.first_seen = min(state.first_seen, at)
-        state.last_seen = max(state.last_seen, at)
+        if at > state.last_seen:
+            state.last_seen = at
+            heapq.heappush(self._by_last_seen, (at, story_id))
         state.arrivals.append(at)
         self._update_representative(state, article_id, title, embedding)
         self._index(state, self._terms_to_index(state, lexical, keys))
@@ -213,8 +229,10 @@ class ActiveStories:
     def _terms_to_index(self, state: StoryState, lexical: dict[str, float], keys: set[str]) -> list[str]:
         terms = [f"k:{key}" for key in sorted(keys)] + list(lexical)
         if len(state.indexed_terms) + len(terms) > MAX_INDEXED_TERMS:
-            # keep the postings of a long story to its heaviest terms: drop the lightest ones
-            heaviest = set(sorted(state.lexical, key=state.lexical.__getitem__, reverse=True)[:MAX_INDEXED_TERMS])
+            # keep the postings of a long story to its heaviest terms: drop the lightest ones, down to 3/4 of
+            # the cap so that the sort runs once per many articles, not for each
+            keep = MAX_INDEXED_TERMS * 3 // 4
+            heaviest = set(sorted(state.lexical, key=state.lexical.__getitem__, reverse=True)[:keep])
             for term in [t for t in state.indexed_terms if not t.startswith("k:") and t not in heaviest]:
                 self._postings.get(term, {}).pop(state.slot, None)
                 state.indexed_terms.discard(term)
@@ -239,7 +257,9 @@ class ActiveStories:
         _add_sparse(survivor, absorbed.lexical)
         survivor.keys |= absorbed.keys
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
-        survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
+        if absorbed.last_seen > survivor.last_seen:
+            survivor.last_seen = absorbed.last_seen
+            heapq.heappush(self._by_last_seen, (survivor.last_seen, survivor_id))
         survivor.arrivals = deque(sorted([*survivor.arrivals, *absorbed.arrivals]), maxlen=RECENT_ARRIVALS)
         if absorbed.representative is not None:
             rep_vector = self._representatives[absorbed.slot].copy()
@@ -276,7 +296,7 @@ class ActiveStories:
             if budget <= 0:
                 break
             for slot in islice(reversed(posting), min(MAX_POSTINGS, budget)):
-                partial[slot] = partial.get(slot, 0.0) + weight * self._by_slot[slot].lexical.get(term, 0.0)
+                partial[slot] = partial.get(slot, 0.0) + weight * posting[slot]
             budget -= min(len(posting), MAX_POSTINGS)
         budget = MAX_KEY_READS
         for key in sorted(keys):  # sorted: the same reads whatever the process's string hashing
@@ -290,9 +310,7 @@ class ActiveStories:
         slots = np.fromiter(partial, dtype=np.int64, count=len(partial))
         cosines = self._cosines(slots, embedding)
         # 2. shortlist: best by embedding and (partial) lexical overlap
-        lexical_scores = np.array(
-            [partial[int(slot)] / math.sqrt(self._by_slot[int(slot)].lexical_norm_sq or 1.0) for slot in slots]
-        )
+        lexical_scores = np.fromiter(partial.values(), dtype=np.float64, count=len(partial)) / self._lexical_norms[slots]
         weights = self.weights
         rough = weights.embedding * cosines + weights.lexical * lexical_scores
         order = np.argsort(-rough)[:SHORTLIST]
@@ -321,11 +339,17 @@ class ActiveStories:
         embedding, times `center` and (k - 1) / k for k active stories, so a lone story is not centred away.
         Removing it from both sides of a cosine leaves what tells a story apart from its neighbours: two
         earthquakes on the same day stop looking alike because both are earthquakes."""
+        key = (len(self._states), self._mean_count)
+        if self._common_cache is not None and self._common_cache[0] == key:
+            return self._common_cache[1]
         stories = len(self._states)
         if stories < 2 or not self._mean_count or not self.weights.center:
-            return np.zeros(self.dim, dtype=np.float32)
-        weight = self.weights.center * (stories - 1) / stories
-        return (weight * self._mean_sum / self._mean_count).astype(np.float32)
+            common = np.zeros(self.dim, dtype=np.float32)
+        else:
+            weight = self.weights.center * (stories - 1) / stories
+            common = (weight * self._mean_sum / self._mean_count).astype(np.float32)
+        self._common_cache = (key, common)
+        return common
 
     def _cosines(self, slots: np.ndarray, embedding: np.ndarray) -> np.ndarray:
         """Cosines of `embedding` to the centroids (mean member embedding) of `slots`, both centred."""

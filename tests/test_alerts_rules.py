@@ -8,7 +8,7 @@ from alerts_support import T0, TOPIC, add_articles, add_story, alerts, minutes
 from alerts.rules import evaluate
 from core.db import session_scope
 from core.ids import stable_id
-from core.models import Story
+from core.models import Story, StoryEvent
 from core.settings import AlertRoute
 
 
@@ -178,3 +178,22 @@ def test_future_articles_are_not_seen(settings):
 def test_naive_clock_is_refused(settings):
     with session_scope(settings) as session, pytest.raises(ValueError, match="naive"):
         evaluate(session, settings, T0.replace(tzinfo=None))
+
+
+def test_update_shows_the_number_a_development_replaces(settings):
+    with session_scope(settings) as session:
+        story, _ = _alerted_story(session, settings)
+        new = add_articles(
+            session,
+            story,
+            [
+                {"source": "LRT", "enriched_at": T0 + minutes(30), "novel_terms": ["5000", "Rukla"]},
+                {"source": "Delfi", "enriched_at": T0 + minutes(50), "novel_terms": []},
+            ],
+        )
+        session.add(StoryEvent(id="e1", story_id=story.id, kind="development", at=T0 + minutes(30),
+                               article_id=new[0].id, facts=["5000", "Rukla"], detail={"replaces": {"5000": "4800"}}))
+        session.flush()
+        [update] = evaluate(session, settings, T0 + minutes(90))
+        why = update.payload["blocks"][1]["text"]["text"]
+        assert "new facts: 4800 → 5000, Rukla" in why

@@ -58,6 +58,9 @@ def test_run_once_search_stories_feeds(cli, tmp_path):
 
     stories = cli("stories")
     assert stories.exit_code == 0 and "4,800" in stories.output
+    events = cli("stories", "--events")
+    assert events.exit_code == 0 and "story events" in events.output
+    assert "born" in events.output and "sources" in events.output
 
     feeds = cli("feeds")
     assert feeds.exit_code == 0

@@ -161,3 +161,21 @@ def test_end_to_end_on_uci_sample(shared_data, embedder, capsys):
     assert result["system"]["enrich_articles_per_s"] > 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last)["system"] == result["system"]
+    assert 0.0 <= result["system"]["born_birth_f1"] <= 1.0
+    assert result["system"]["enrich_over_embedding"] >= 1.0
+
+
+def test_births_can_count_only_born_stories():
+    # stories 1 and 2 start at first arrivals of "a" and "b"; story 3 (a stray "a") is not born
+    gold, predicted = ["a", "b", "a", "b"], [1, 2, 3, 2]
+    assert births(gold, predicted)[0] == pytest.approx(2 / 3)
+    assert births(gold, predicted, counted={1, 2}) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_scale_benchmark_runs_small(shared_data, embedder, capsys):
+    import cluster_scale
+
+    summary = cluster_scale.main(["--stories", "20,200", "--queries", "40", "--data", str(shared_data)])
+    assert summary["sizes"]["200"]["active_stories"] == 200
+    assert summary["sizes"]["20"]["ms_per_article"] > 0 and summary["ratio"] > 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == summary
