@@ -174,7 +174,8 @@ def names(text: str) -> list[str]:
 
 def ordered_facts(text: str) -> list[str]:
     """`extract_facts` in order of appearance: numbers first, then names."""
-    return numbers(text) + [name for name in names(text) if name not in numbers(text)]
+    found = numbers(text)
+    return found + [name for name in names(text) if name not in found]
 
 
 def extract_facts(text: str) -> set[str]:

@@ -33,7 +33,7 @@ from enrichment.lexical import dot
 MAX_POSTINGS = 32  # stories read per term (the most recently updated ones)
 MAX_READS = 128  # posting entries of lexical terms read per article in all: the bound on its cost
 MAX_KEY_READS = 48  # ... and of fact keys
-SHORTLIST = 12  # candidates (best lexical overlap and best embedding) scored in full
+SHORTLIST = 6  # candidates (best lexical overlap and best embedding) scored in full
 MAX_INDEXED_TERMS = 400  # terms of a story's TF-IDF centroid kept in the inverted index (its heaviest)
 RECENT_ARRIVALS = 64  # arrival times kept per story, for "growing"
 
