@@ -59,7 +59,7 @@ _TRANSLIT = str.maketrans(
         "ў": "u",
     }
 )
-_STEM = 6  # words compared by their first letters: "Lithuania" ~ "Lithuanian", "Литва" ~ "Литве"
+_STEM = 5  # words compared by their first letters: "Lithuania" ~ "Lithuanian", "Россия" ~ "России", "Польша" ~ "Польше"
 
 
 def _number(match: re.Match[str]) -> str | None:

@@ -139,23 +139,27 @@ def stories(
     topic: Annotated[Optional[str], typer.Option(help="Only this topic.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
     min_articles: Annotated[int, typer.Option(help="Hide smaller stories.")] = 1,
-    events: Annotated[bool, typer.Option("--events", help="Show story events (born, growing, development, merged).")] = False,
+    events: Annotated[bool, typer.Option("--events", help="The latest story events: born, growing, development, merged.")] = False,
 ) -> None:
-    """Stories, most recently active first (stories merged into others are left out)."""
+    """Stories, most recently active first (stories merged into others are left out); with --events, the
+    latest story events instead (oldest of them first)."""
     settings = _settings()
     with session_scope(settings) as session:
+        if events:
+            query = select(StoryEvent, Story.headline).join(Story, Story.id == StoryEvent.story_id).where(
+                Story.article_count >= min_articles
+            )
+            if topic:
+                query = query.where(Story.topic == topic)
+            found = session.execute(query.order_by(StoryEvent.at.desc(), StoryEvent.id).limit(limit)).all()
+            headlines = {event.story_id: headline for event, headline in found}
+            console.print(display.events_table([event for event, _ in reversed(found)], headlines))
+            return
         query = select(Story).where(Story.article_count >= min_articles, Story.merged_into.is_(None))
         if topic:
             query = query.where(Story.topic == topic)
         rows = session.scalars(query.order_by(Story.last_seen.desc()).limit(limit)).all()
-        if not events:
-            console.print(display.stories_table(rows))
-            return
-        headlines = {story.id: story.headline for story in rows}
-        found = session.scalars(
-            select(StoryEvent).where(StoryEvent.story_id.in_(headlines)).order_by(StoryEvent.at, StoryEvent.id)
-        ).all()
-        console.print(display.events_table(found, headlines))
+        console.print(display.stories_table(rows))
 
 
 @app.command()
