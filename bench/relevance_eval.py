@@ -10,7 +10,8 @@ Every article is embedded with the pipeline's own model (`get_embedder(Settings(
 `article_text(title, text)`) and scored against every profile with the pipeline's own
 `enrichment.relevance.TopicProfile.score`. An article always belongs to exactly one category here, so the
 prediction is the profile with the highest score (ties, e.g. all profiles at 0, are broken by the
-`seed_similarity` the same `Relevance` reports, then by profile order). Two baselines in the same run:
+`closeness` -- mean cosine to the nearest seeds -- the same `Relevance` reports, then by profile order). Two
+baselines in the same run:
 
 - keyword: `keyword_evidence` of the same profile's `TermMatcher` matches only; argmax, ties (including no
   match anywhere) go to the first category in the profile file.
@@ -114,7 +115,7 @@ def system_predict(
         if sum(1 for r in results if r.score == best) > 1:
             ties += 1
         # max() keeps the first of equal keys: profile order last
-        predicted.append(max(results, key=lambda r: (r.score, r.seed_similarity)).topic)
+        predicted.append(max(results, key=lambda r: (r.score, r.closeness)).topic)
     return predicted, ties
 
 
@@ -220,7 +221,7 @@ def format_table(result: dict) -> str:
             f"{result['baselines']['embedding']['per_category'][c]['predicted']})" for c in absent))
     lines.append(f"system: scoring alone {system['scoring_articles_per_s']} articles/s (rates include embedding "
                  f"except keyword's); {system['tied_top_scores']} articles with a tied top score "
-                 "(broken by seed similarity)")
+                 "(broken by closeness to the seeds)")
     lines.append(f"keyword: {result['baselines']['keyword']['no_keyword_match']} articles match no keyword "
                  "(-> first category)")
     return "\n".join(lines)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from core.settings import Settings, TopicConfig
 from enrichment.embeddings import article_text
-from enrichment.relevance import Relevance, TopicProfile, best_relevance, compile_topics
+from enrichment.relevance import (
+    PLACE_ONLY,
+    SEED_FLOOR,
+    SEED_FULL,
+    SEED_TAIL,
+    SEED_TOP_K,
+    SEED_ZERO,
+    Relevance,
+    TopicProfile,
+    best_relevance,
+    closeness,
+    compile_topics,
+    semantic_evidence,
+    tail_share,
+)
 
 TOPIC = "baltic-deployments"
 
@@ -31,6 +49,76 @@ def test_reference_article_is_relevant_with_a_reason(profile, embedder, shared_d
     assert result.reason.startswith("terms: ")
     assert 'nearest seed: "Germany deploys a permanent armoured brigade' in result.reason
     assert result.nearest_seed is not None and result.seed_similarity > 0.5
+
+
+def assert_reason_explains(result: Relevance) -> None:
+    """The reason names every matched term as written, the nearest seed with its cosine and the closeness
+    (mean of the nearest seeds) that the score came from."""
+    assert result.reason.startswith(f"terms: {', '.join(result.matched_terms)}; ")
+    assert result.nearest_seed is not None
+    assert f'nearest seed: "{result.nearest_seed[:40]}' in result.reason
+    assert f"({result.seed_similarity:.2f}; mean of {SEED_TOP_K} nearest {result.closeness:.2f})" in result.reason
+    assert 0.0 < result.closeness <= result.seed_similarity
+
+
+def test_reference_article_reason_names_its_matched_terms(profile, embedder, shared_data) -> None:
+    text = next((shared_data / "articles").glob("000_*.txt")).read_text(encoding="utf-8")
+    result = score(profile, embedder, "", text, "en")
+    assert_reason_explains(result)
+    for term in result.matched_terms:
+        assert term in text and term in result.reason
+
+
+# Real headlines of the Reddit replay stream (shared/data/replay/reddit-news-headlines.json).
+REDDIT_HEADLINES = [
+    "Kaliningrad row: Lithuania accuses Russia of lying about rail 'blockade'",
+    "Lithuania hit with 'intensive' cyber attacks amid Kaliningrad row",
+    "Russia tells Lithuania: your citizens will feel the pain over Kaliningrad",
+]
+
+
+@pytest.fixture(scope="module")
+def reddit_titles(shared_data: Path) -> set[str]:
+    items = json.loads((shared_data / "replay" / "reddit-news-headlines.json").read_text(encoding="utf-8"))
+    return {item["title"] for item in items}
+
+
+@pytest.mark.parametrize("title", REDDIT_HEADLINES)
+def test_reasons_on_real_headlines_name_matched_terms_and_nearest_seed(
+    profile, embedder, reddit_titles, title: str
+) -> None:
+    assert title in reddit_titles
+    result = score(profile, embedder, title, language="en")
+    assert result.relevant
+    assert {"Lithuania", "Kaliningrad"} <= set(result.matched_terms)
+    assert_reason_explains(result)
+    assert all(term in title for term in result.matched_terms)
+
+
+def test_closeness_is_the_mean_of_the_nearest_seeds() -> None:
+    sims = np.array([0.1, 0.5, 0.3, 0.45, 0.2])
+    assert closeness(sims) == pytest.approx(np.mean(sorted(sims)[-SEED_TOP_K:]))
+    assert closeness(np.array([0.2, 0.4])) == pytest.approx(0.3)  # fewer seeds than SEED_TOP_K: all of them
+    assert closeness(np.array([])) == 0.0
+
+
+def test_semantic_evidence_ranks_below_the_floor_without_deciding_relevance() -> None:
+    assert semantic_evidence(SEED_ZERO - 0.05) == 0.0
+    below = [semantic_evidence(x) for x in np.linspace(SEED_ZERO, SEED_FLOOR, 7)]
+    assert below == sorted(below) and below[0] == 0.0 and below[-1] == pytest.approx(SEED_TAIL)
+    above = [semantic_evidence(x) for x in np.linspace(SEED_FLOOR, SEED_FULL + 0.1, 9)]
+    assert above == sorted(above) and above[-1] == 1.0
+    # the most a text below the floor gets, with a place alone, stays under the default threshold
+    assert 1.0 - (1.0 - PLACE_ONLY) * (1.0 - SEED_TAIL) < Settings().relevance_threshold
+    assert semantic_evidence(SEED_FLOOR - 0.01, tail=0.0) == 0.0  # a narrow topic: nothing below the floor
+
+
+def test_narrow_topic_gets_no_evidence_below_the_floor(profile) -> None:
+    assert profile.tail == 0.0  # its seeds are close to each other (mean cosine 0.47)
+    assert tail_share(None) == 0.0
+    assert tail_share(np.eye(3, dtype=np.float32)) == pytest.approx(SEED_TAIL)  # seeds unrelated to each other
+    same = np.ones((3, 4), dtype=np.float32) / 2.0
+    assert tail_share(same) == 0.0 and tail_share(same[:1]) == 0.0
 
 
 @pytest.mark.parametrize(

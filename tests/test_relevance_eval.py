@@ -103,6 +103,28 @@ def test_reason_names_the_matched_business_keyword(embedder):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "title",
+    [  # real r/television headlines (shared/data/replay/reddit-news-headlines.json), no entertainment keyword
+        "Transformers Earthspark Cast Revealed with Danny Pudi as Bumblebee.",
+        "Nasim Pedrad’s ‘Chad’ Scrapped at TBS",
+    ],
+)
+def test_headline_without_keywords_is_ranked_by_meaning(embedder, shared_data: Path, title: str):
+    items = json.loads((shared_data / "replay" / "reddit-news-headlines.json").read_text(encoding="utf-8"))
+    assert title in {item["title"] for item in items}
+    topics, _ = load_profiles(DEFAULT_PROFILES)
+    vector = embedder.encode([article_text(title)])[0]
+    profiles = [TopicProfile(topic, embedder, 0.5) for topic in topics]
+    results = [profile.score(title, None, vector, language="en") for profile in profiles]
+    assert not any(result.matched_terms for result in results)
+    assert all(profile.tail > 0 for profile in profiles)  # broad topics: closeness ranks below the floor
+    best = max(results, key=lambda r: r.score)
+    assert best.topic == "entertainment" and best.score > 0  # not a tie at 0 between all categories
+    assert best.reason.startswith("no terms; nearest seed: ")
+
+
+@pytest.mark.slow
 def test_small_real_run_returns_every_key(shared_data: Path, embedder, capsys, monkeypatch):
     path = shared_data / "clustering" / "uci-news-aggregator-dev.csv"
     if not path.exists():
