@@ -24,10 +24,10 @@ already in a story is returned as it is (idempotent).
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import func, insert, select, update
@@ -200,6 +200,7 @@ class StoryClusterer:
         self._moves: list[tuple[str, str, datetime]] = []  # (absorbed, survivor, when), in order
         self._final_centroids: dict[str, bytes] = {}  # of stories absorbed since the last persist
         self._expired_at = -math.inf
+        self._now: datetime | None = None  # the run's clock, for the rows written
 
     # --------------------------------------------------------------------------------------- loading
 
@@ -304,6 +305,7 @@ class StoryClusterer:
             raise ValueError(f"article {article.id} has no topic: only relevant articles are clustered")
         if vector.shape != (self.dim,):
             raise ValueError(f"embedding of {article.id} has shape {vector.shape}, expected ({self.dim},)")
+        self._now = now
         at = _epoch(article.published_at)
         self._expire(at)
         features = self.features(article.title, article.summary)
@@ -324,10 +326,15 @@ class StoryClusterer:
         if target is None:
             existing = stable_id("story", article.topic, article.id)
             if existing not in self.records:
+                # the article's own story may have survived a reset of the article: rejoin it (or the story
+                # that absorbed it), never create it twice
                 with session.no_autoflush:
                     story = session.get(Story, existing)
-                if story is not None:  # the article's own story survived a reset of the article: rejoin it
-                    self.records[story.id] = StoryRecord.of(story)
+                    while story is not None and story.merged_into is not None:
+                        story = session.get(Story, story.merged_into)
+                if story is not None:
+                    self.records.setdefault(story.id, StoryRecord.of(story))
+                    existing = story.id
             target = self.resolve(existing) if existing in self.records else None
 
         if target is None:
@@ -466,7 +473,7 @@ class StoryClusterer:
         self._events.append({
             "id": identifier, "story_id": story_id, "kind": kind, "at": article.published_at,
             "article_id": article.id, "facts": list(facts), "detail": dict(detail or {}),
-            "created_at": datetime.now(UTC),
+            "created_at": self._now or datetime.now(UTC),
         })
         return True
 

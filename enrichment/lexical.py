@@ -79,14 +79,16 @@ class DocumentFrequencies:
         return math.log((self.documents + 1) / (self.counts.get(term, 0) + 0.5))
 
     def vector(self, terms: Iterable[str]) -> dict[str, float]:
-        """Unit-length TF-IDF vector (sublinear tf) of a document's terms."""
+        """Unit-length TF-IDF vector (sublinear tf) of a document's terms, heaviest (rarest) term first, ties
+        by term, so that a reader can take its most telling terms from the front."""
         weights = {
             term: (1.0 + math.log(count)) * self.idf(term) for term, count in Counter(terms).items()
         }
         norm = math.sqrt(sum(w * w for w in weights.values()))
         if norm <= 0.0:
             return {}
-        return {term: w / norm for term, w in weights.items() if w > 0.0}
+        ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
+        return {term: w / norm for term, w in ranked if w > 0.0}
 
 
 def dot(small: dict[str, float], large: dict[str, float]) -> float:
