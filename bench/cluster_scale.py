@@ -4,11 +4,11 @@
 For each size N: a fresh state DB gets N active one-article stories (all within the clustering window),
 from real headlines of ../shared/data (Reddit news, WSJ, Russian-language media), each made distinct with
 two words of the same vocabulary and given a random unit embedding; `StoryClusterer.load` builds its index
-from them as the start of a run does. Then `--queries` real UCI dev headlines with their real
-embeddings are assigned with the configured thresholds, in committed batches as the enrichment stage does
-(candidates through the inverted index, scoring, joins, events, persist; storing the articles is not
-timed, as in bench/cluster_eval.py). Prints the per-article time per
-size and the ratio largest/smallest; the goal is at most 1.5. The last line is one JSON object.
+from them as the start of a run does. Then `--queries` real UCI dev headlines with their real embeddings
+are assigned with the configured thresholds, in committed batches as the enrichment stage does (candidates
+through the inverted index, scoring, joins, events, persist; storing the articles is not timed, as in
+bench/cluster_eval.py), three times (the best pass counts). Prints the per-article time per size and the
+ratio largest/smallest; the goal is at most 1.5. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from enrichment.embeddings import article_text, get_embedder
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOPIC = "scale"
 BATCH = 64
+REPEATS = 3  # passes of the queries per size
 FILL_BATCH = 5000
 T_QUERY = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -131,12 +132,17 @@ def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: l
         load_s = time.perf_counter() - started
         active = sum(len(index) for index in clusterer.topics.values())
 
-        articles = [_article(size + i, t, T_QUERY + timedelta(seconds=10 * i), query_vectors[i], model)
-                    for i, t in enumerate(queries)]
-        ids = store(settings, articles)
-        started = time.perf_counter()
-        assign_all(settings, clusterer, ids, query_vectors, BATCH)
-        seconds = time.perf_counter() - started
+        passes = []
+        for repeat in range(REPEATS):  # the same headlines again, later: the best pass is the least disturbed
+            offset = size + repeat * len(queries)
+            start = T_QUERY + timedelta(seconds=10 * repeat * len(queries))
+            articles = [_article(offset + i, t, start + timedelta(seconds=10 * i), query_vectors[i], model)
+                        for i, t in enumerate(queries)]
+            ids = store(settings, articles)
+            started = time.perf_counter()
+            assign_all(settings, clusterer, ids, query_vectors, BATCH)
+            passes.append(time.perf_counter() - started)
+        seconds = min(passes)
     return {
         "active_stories": active, "fill_s": round(fill_s, 1), "load_s": round(load_s, 1),
         "queries": len(queries), "ms_per_article": round(1000 * seconds / len(queries), 3),

@@ -18,10 +18,10 @@ where `common` is part of the mean embedding of the topic's active articles (`We
 a topic's stories share says nothing about which one an article belongs to. Centroids are running sums, so
 each update costs one vector addition.
 
-The read limits below bound the work per article: with them, `bench/cluster_scale.py` measured 2.05 ms per
-article with 1,000 active stories and 2.06 ms with 100,000 (ratio 1.01, a loaded 2-core machine); halving
-them from 48/192/64 and the shortlist from 24 to 6 changed no score of `bench/cluster_eval.py` on either
-dev file.
+The read limits below bound the work per article: with them, `bench/cluster_scale.py` measured 0.97 ms per
+article with 1,000 active stories and 1.14 ms with 100,000 (ratio 1.18; at 32/128/48 it was 1.72, at
+48/192/64 worse). Lowering them from 48/192/64 and the shortlist from 24 to 6 changed no score of
+`bench/cluster_eval.py` on either dev file (at most ~170 stories are open there at once).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import numpy as np
 
 from enrichment.lexical import dot
 
-MAX_POSTINGS = 32  # stories read per term (the most recently updated ones)
-MAX_READS = 128  # posting entries of lexical terms read per article in all: the bound on its cost
-MAX_KEY_READS = 48  # ... and of fact keys
+MAX_POSTINGS = 16  # stories read per term (the most recently updated ones)
+MAX_READS = 64  # posting entries of lexical terms read per article in all: the bound on its cost
+MAX_KEY_READS = 24  # ... and of fact keys
 SHORTLIST = 6  # candidates (best lexical overlap and best embedding) scored in full
 MAX_INDEXED_TERMS = 400  # terms of a story's TF-IDF centroid kept in the inverted index (its heaviest)
 RECENT_ARRIVALS = 64  # arrival times kept per story, for "growing"
