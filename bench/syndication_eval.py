@@ -38,6 +38,7 @@ import tracemalloc
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,28 +106,30 @@ def load_ru(data: Path) -> list[Item]:
     """The Russian-language feeds, source = the outlet ("Meduza — Статьи" and "Meduza — Хроника" are one)."""
     with open(data / "replay" / "ru-independent-media-items.json", encoding="utf-8") as fh:
         items = json.load(fh)
-    out = []
-    for x in items:
-        try:
-            at = datetime.strptime(x["pubDate"], "%a, %d %b %Y %H:%M:%S %z")
-        except (TypeError, ValueError):
-            at = datetime(1970, 1, 1, tzinfo=UTC)
-        outlet = x["feed_title"].split(" — ")[0]
-        out.append((outlet, x.get("link") or "", clean(x.get("title")), clean(x.get("description")), at))
-    return out
+    return [
+        (x["feed_title"].split(" — ")[0], x.get("link") or "", clean(x.get("title")), clean(x.get("description")),
+         _rfc822(x.get("pubDate"), datetime(1970, 1, 1, tzinfo=UTC)))
+        for x in items
+    ]
 
 
 def load_wsj(data: Path) -> list[Item]:
     with open(data / "replay" / "wsj-world-items.json", encoding="utf-8") as fh:
         items = json.load(fh)
-    out = []
-    for x in items:
-        try:
-            at = datetime.strptime(x["pubDate"], "%a, %d %b %Y %H:%M:%S %Z").replace(tzinfo=UTC)
-        except (TypeError, ValueError):
-            at = datetime(2024, 1, 1, tzinfo=UTC)
-        out.append(("wsj", x["guid"], clean(x.get("title")), clean(x.get("description")), at))
-    return out
+    return [
+        ("wsj", x["guid"], clean(x.get("title")), clean(x.get("description")),
+         _rfc822(x.get("pubDate"), datetime(2024, 1, 1, tzinfo=UTC)))
+        for x in items
+    ]
+
+
+def _rfc822(value: str | None, default: datetime) -> datetime:
+    """An RSS date ("Tue, 10 Dec 2024 08:00:00 +0100" or "... GMT") as UTC-aware, else `default`."""
+    try:
+        parsed = parsedate_to_datetime(value or "")
+    except (TypeError, ValueError):
+        return default
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------- labels, jaccard
