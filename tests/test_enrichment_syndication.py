@@ -294,3 +294,24 @@ def test_from_bytes_refuses_other_formats() -> None:
         Signature.from_bytes(b"XX" + blob[2:])
     with pytest.raises(ValueError):
         Signature.from_bytes(blob[:-4])
+
+
+# --------------------------------------------------------------------------------- bench/syndication_eval.py
+
+
+def test_bench_labels_copies_by_verbatim_runs_and_streams_find_them() -> None:
+    import syndication_eval as bench
+
+    a, b = words(CHARGERS_A), words(CHARGERS_B)
+    assert bench.longest_run(a, b) >= bench.COPY_RUN  # the AP copy: a long verbatim run
+    assert bench.longest_run(words(QUAKE_AP), words(QUAKE_AFP)) < bench.INDEPENDENT_RUN
+    assert bench.jaccard({1, 2}, {2, 3}) == pytest.approx(1 / 3)
+    items = [
+        ("apnews.com", "a", "", CHARGERS_A, T0),
+        ("sandiegouniontribune.com", "b", "", CHARGERS_B, T0 + timedelta(hours=1)),
+        ("afp.com", "c", "", QUAKE_AFP, T0 + timedelta(hours=2)),
+    ]
+    result = bench.stream(items)
+    assert result["counts"] == {"items": 3, "syndicated": 1}
+    assert bench._rfc822("Tue, 10 Dec 2024 08:00:00 +0100", T0) == datetime(2024, 12, 10, 7, 0, tzinfo=UTC)
+    assert bench._rfc822("not a date", T0) == T0
