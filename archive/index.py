@@ -1,7 +1,8 @@
 """The `index` stage: copy enriched articles and changed stories from the state DB into the archive.
 
-Pending means never indexed, or changed since (`indexed_at IS NULL OR indexed_at < updated_at`); articles
-also have to be enriched first. Only what the backend reports as indexed is marked, so a failure stays
+Pending means never indexed, or changed since (`indexed_at IS NULL OR indexed_at <> updated_at`: `indexed_at`
+holds the `updated_at` of the version in the archive, so a stage on a simulated clock, whose `updated_at` may
+lie before the real time of the last indexing, is still re-indexed); articles also have to be enriched first. Only what the backend reports as indexed is marked, so a failure stays
 pending and is retried on the next run. Each batch commits on its own, so a crash loses at most a batch.
 """
 
@@ -66,7 +67,7 @@ def index(settings: Settings, *, progress: Progress | None = None) -> IndexSumma
 
 
 def _pending(session: Session, model: type[Article] | type[Story], *where: ColumnElement[bool]) -> list[str]:
-    stale = or_(model.indexed_at.is_(None), model.indexed_at < model.updated_at)
+    stale = or_(model.indexed_at.is_(None), model.indexed_at != model.updated_at)
     return list(session.scalars(select(model.id).where(stale, *where).order_by(model.id)))
 
 
@@ -139,8 +140,8 @@ def _mark(
     ids: Sequence[str],
     seen: dict[str, datetime],
 ) -> None:
-    """Set `indexed_at` on the rows indexed, unless they changed since they were read (then they stay
-    pending). `indexed_at` is never before the `updated_at` indexed, whatever clock wrote that one."""
+    """Set `indexed_at` to the `updated_at` indexed on the rows indexed, unless they changed since they were
+    read (then they stay pending): whatever clock wrote `updated_at`, the next change makes them differ."""
     if not ids:
         return
     now = datetime.now(timezone.utc)
@@ -152,5 +153,5 @@ def _mark(
     )
     session.execute(
         statement,
-        [{"b_id": i, "b_seen": seen[i], "b_at": max(now, seen[i]) if seen[i] else now} for i in ids if i in seen],
+        [{"b_id": i, "b_seen": seen[i], "b_at": seen[i] or now} for i in ids if i in seen],
     )

@@ -181,3 +181,16 @@ def test_package_exports_open_archive(settings) -> None:  # type: ignore[no-unty
     exported = runpy.run_path(str(Path(archive.backends.__file__).with_name("__init__.py")))
     with exported["open_archive"](settings) as backend:
         assert backend.count() == {"articles": 0, "stories": 0}
+
+
+def test_a_merged_story_leaves_the_archive(settings, state):
+    index(settings)
+    with session_scope(settings) as session:
+        session.add(_story("s2"))
+        session.flush()
+        session.execute(update(Story).where(Story.id == "s1").values(merged_into="s2", updated_at=T0 + timedelta(days=1)))
+    summary = index(settings)
+    assert summary.stories_indexed == 1  # s2; s1 is deleted, not indexed
+    with open_archive(settings) as archive:
+        assert archive.get_story("s1") is None and archive.get_story("s2") is not None
+    assert index(settings).stories_indexed == 0  # done once
