@@ -244,20 +244,27 @@ def system_clusters(
     started = time.perf_counter()
     with session_scope(settings) as session:
         clusterer = StoryClusterer.load(session, settings, vectors.shape[1])
-    for start in range(0, len(ids), BATCH_SIZE):
-        batch = ids[start : start + BATCH_SIZE]
-        with session_scope(settings) as session:
-            articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(batch)))}
-            for index, article_id in enumerate(batch, start):
-                article = articles[article_id]
-                now = _utc(stream[index][1])
-                clusterer.assign(session, article, vectors[index], now)
-                article.enriched_at = now
-            clusterer.persist(session)
+    assign_in_batches(settings, clusterer, ids, vectors)
     seconds = time.perf_counter() - started
     with session_scope(settings) as session:  # final stories: merges moved articles after their assignment
         story_of = {row.id: row.story_id for row in session.execute(select(Article.id, Article.story_id))}
     return [story_of[article_id] for article_id in ids], seconds
+
+
+def assign_in_batches(
+    settings: Settings, clusterer: StoryClusterer, ids: list[str], vectors: np.ndarray, batch: int = BATCH_SIZE
+) -> None:
+    """Assign stored articles (`ids`, in arrival order, with their `vectors`) in committed batches, each
+    article at its publication time, as `enrichment.enrich` does."""
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        with session_scope(settings) as session:
+            articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(chunk)))}
+            for index, article_id in enumerate(chunk, start):
+                article = articles[article_id]
+                clusterer.assign(session, article, vectors[index], article.published_at)
+                article.enriched_at = article.published_at
+            clusterer.persist(session)
 
 
 def born_stories(settings: Settings) -> set[str]:

@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
+from cluster_eval import assign_in_batches
 from core.db import session_scope, upgrade
 from core.ids import stable_id
 from core.models import Article, Story
@@ -37,7 +38,6 @@ from enrichment.embeddings import article_text, get_embedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOPIC = "scale"
-BATCH = 64
 REPEATS = 3  # passes of the queries per size
 FILL_BATCH = 5000
 T_QUERY = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -74,19 +74,6 @@ def store(settings: Settings, articles: list[Article]) -> list[str]:
     with session_scope(settings) as session:
         session.add_all(articles)
     return [article.id for article in articles]
-
-
-def assign_all(settings: Settings, clusterer: StoryClusterer, ids: list[str], vectors: np.ndarray,
-               batch: int) -> None:
-    """Assign stored articles in committed batches, as the enrichment stage does."""
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        with session_scope(settings) as session:
-            articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(chunk)))}
-            for offset, article_id in enumerate(chunk):
-                article = articles[article_id]
-                clusterer.assign(session, article, vectors[start + offset], article.published_at)
-            clusterer.persist(session)
 
 
 def background(settings: Settings, size: int, fill_titles: list[str], dim: int, model: str) -> None:
@@ -140,7 +127,7 @@ def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: l
                         for i, t in enumerate(queries)]
             ids = store(settings, articles)
             started = time.perf_counter()
-            assign_all(settings, clusterer, ids, query_vectors, BATCH)
+            assign_in_batches(settings, clusterer, ids, query_vectors)
             passes.append(time.perf_counter() - started)
         seconds = min(passes)
     return {
