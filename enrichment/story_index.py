@@ -63,7 +63,6 @@ class StoryState:
 
     story_id: str
     slot: int
-    count: int = 0
     lexical: dict[str, float] = field(default_factory=dict)  # sum of members' unit TF-IDF vectors
     lexical_norm_sq: float = 0.0
     keys: set[str] = field(default_factory=set)  # fact keys of its members
@@ -220,7 +219,6 @@ class ActiveStories:
         self._counts[state.slot] += 1.0
         self._mean_sum += embedding
         self._mean_count += 1
-        state.count += 1
         _add_sparse(state, lexical)
         state.keys |= keys
         state.first_seen = min(state.first_seen, at)
@@ -259,7 +257,6 @@ class ActiveStories:
         survivor, absorbed = self._states[survivor_id], self._states[absorbed_id]
         self._sums[survivor.slot] += self._sums[absorbed.slot]
         self._counts[survivor.slot] += self._counts[absorbed.slot]
-        survivor.count += absorbed.count
         _add_sparse(survivor, absorbed.lexical)
         survivor.keys |= absorbed.keys
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
@@ -369,8 +366,8 @@ class ActiveStories:
         """Similarity of two stories' centroids (embedding and lexical, the article weights)."""
         first, second = self._states[first_id], self._states[second_id]
         common = self._common()
-        a = self._sums[first.slot] / max(first.count, 1) - common
-        b = self._sums[second.slot] / max(second.count, 1) - common
+        a = self._sums[first.slot] / max(float(self._counts[first.slot]), 1.0) - common
+        b = self._sums[second.slot] / max(float(self._counts[second.slot]), 1.0) - common
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         cosine = float(a @ b) / norm if norm > 0 else 0.0
         lexical_norm = math.sqrt(first.lexical_norm_sq * second.lexical_norm_sq)
