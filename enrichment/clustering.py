@@ -30,8 +30,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import numpy as np
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from core.ids import stable_id
 from core.models import Article, Story, StoryEvent
@@ -41,7 +43,7 @@ from enrichment import events
 from enrichment.facts import fact_keys, known_keys_of, novel_facts, ordered_facts
 from enrichment.lexical import DocumentFrequencies, lead_text, tokens
 from enrichment.story_index import ActiveStories, Weights
-from enrichment.syndication import Signature, SyndicationIndex, signature, syndication_text
+from enrichment.syndication import Signature, SyndicationIndex, item_signature
 
 MAX_NOVEL_TERMS = 10
 MAX_STORY_TERMS = 300
@@ -267,19 +269,17 @@ class StoryClusterer:
 
     def features(self, title: str, summary: str | None, *, sign: bool = True) -> Features:
         """Lexical vector (observing the document frequencies once), fact keys and syndication signature."""
-        lead = lead_text(title, summary)
-        terms = tokens(lead)
-        self.frequencies.observe(terms)
+        lexical, distinct = self.frequencies.observe_vector(tokens(lead_text(title, summary)))
         facts = article_facts(title, (summary or "")[:FACT_CHARS])
         keys: set[str] = set()
         for fact in facts[:MAX_ARTICLE_FACTS]:
             keys |= fact_keys(fact)
         return Features(
-            lexical=self.frequencies.vector(terms),
+            lexical=lexical,
             keys=keys,
             facts=facts,
-            terms=len(set(terms)),
-            signature=signature(syndication_text(title, summary)) if sign else None,
+            terms=distinct,
+            signature=item_signature(title, summary) if sign else None,
         )
 
     def threshold(self, terms: int) -> float:
@@ -329,7 +329,7 @@ class StoryClusterer:
                 # the article's own story may have survived a reset of the article: rejoin it (or the story
                 # that absorbed it), never create it twice
                 with session.no_autoflush:
-                    story = session.get(Story, existing)
+                    story = _stored_story(session, existing)
                     while story is not None and story.merged_into is not None:
                         story = session.get(Story, story.merged_into)
                 if story is not None:
@@ -377,7 +377,7 @@ class StoryClusterer:
         self.records[record.id] = record
         # Inserted now, not at `persist`: the article row may be flushed before then and points at it.
         with session.no_autoflush:
-            session.execute(insert(Story), [record.row(to_bytes(vector))])
+            session.connection().execute(_STORIES.insert(), [record.row(to_bytes(vector))])
         self._index(record.topic).add(
             record.id, article_id=article.id, title=article.title, embedding=vector, lexical=features.lexical,
             keys=features.keys, at=_epoch(article.published_at),
@@ -511,14 +511,14 @@ class StoryClusterer:
         dirty = [self.records[i] for i in sorted(self._dirty)]
         session.flush()
         if dirty:
-            session.execute(update(Story), [r.row(self._centroid(r)) for r in dirty])
+            _update_stories(session, [r.row(self._centroid(r)) for r in dirty])
         for absorbed, survivor, now in self._moves:
             session.execute(  # updated_at: the archive re-indexes the moved articles
                 update(Article).where(Article.story_id == absorbed).values(story_id=survivor, updated_at=now),
                 execution_options={"synchronize_session": "fetch"},
             )
         if self._events:
-            session.execute(insert(StoryEvent), self._events)
+            session.connection().execute(StoryEvent.__table__.insert(), self._events)
         for record in dirty:
             if record.merged_into is not None and record.id not in self._index(record.topic):
                 self.records.pop(record.id, None)
@@ -530,6 +530,50 @@ class StoryClusterer:
         if record.id in index:
             return to_bytes(index.centroid(record.id))
         return self._final_centroids.get(record.id)
+
+
+# Story rows are written with Core statements (the same SQL and column types as the ORM's bulk statements,
+# without their per-call ORM overhead): clustering never keeps `Story` objects in the session.
+_STORIES = Story.__table__
+_STORY_ID = _STORIES.c.id
+_STORY_STORED = select(_STORY_ID).where(_STORY_ID == bindparam("story_id"))
+_STORY_UPDATE = _STORIES.update().where(_STORY_ID == bindparam("_story_id"))
+
+
+def _update_stories(session: Session, rows: list[dict[str, object]]) -> None:
+    """UPDATE stories by id, one executemany per set of columns (rows with and without a centroid). A story
+    loaded in the session (rare: one revived by `assign`) goes through the ORM, which refreshes the object."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    loaded: list[dict[str, object]] = []
+    identity_map = session.identity_map
+    for row in rows:
+        if identity_key(Story, row["id"]) in identity_map:
+            loaded.append(row)
+            continue
+        values = {name: value for name, value in row.items() if name != "id"}
+        values["_story_id"] = row["id"]
+        groups.setdefault(tuple(values), []).append(values)
+    if loaded:
+        session.execute(update(Story), loaded)
+    connection = session.connection()
+    for group in groups.values():
+        result = connection.execute(_STORY_UPDATE, group)
+        if connection.dialect.supports_sane_multi_rowcount and result.rowcount != len(group):
+            raise StaleDataError(
+                f"UPDATE statement on table 'stories' expected to update {len(group)} row(s); "
+                f"{result.rowcount} were matched."
+            )
+
+
+def _stored_story(session: Session, story_id: str) -> Story | None:
+    """`session.get(Story, story_id)`, but a story never stored (the usual case: an article starting a story)
+    costs one prepared Core query instead of an ORM load."""
+    if (
+        identity_key(Story, story_id) not in session.identity_map
+        and session.connection().execute(_STORY_STORED, {"story_id": story_id}).first() is None
+    ):
+        return None
+    return session.get(Story, story_id)
 
 
 def _larger(first: StoryRecord, second: StoryRecord) -> bool:

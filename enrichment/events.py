@@ -43,7 +43,8 @@ def growth(
     over at least one window, so a story that was quiet for days and wakes up counts as growing, and a
     story that is only a few hours old cannot: its first burst is its birth."""
     window = settings.growth_window_hours * 3600.0
-    recent = sum(1 for t in arrivals if at - window < t <= at)
+    since = at - window
+    recent = sum([1 for t in arrivals if since < t <= at])
     before = article_count - recent
     if recent < settings.growth_min_articles or before < 1:
         return None

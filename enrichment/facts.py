@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
 from core.text import fold
 
@@ -62,19 +63,22 @@ _TRANSLIT = str.maketrans(
 _STEM = 5  # words compared by their first letters: "Lithuania" ~ "Lithuanian", "Россия" ~ "России", "Польша" ~ "Польше"
 
 
+_SEP_RE = re.compile(_SEP)
+
+
 def _number(match: re.Match[str]) -> str | None:
-    integer = re.sub(_SEP, "", match.group("int"))
-    frac = match.group("frac")
-    dec = match.group("dec")
-    if frac is not None and dec == match.group("sep"):
+    integer, sep, dec, frac, pct = match.group("int", "sep", "dec", "frac", "pct")
+    if sep is not None:
+        integer = _SEP_RE.sub("", integer)
+    if frac is not None and dec == sep:
         return None  # "1,234,5": not a number we understand
-    if frac is not None and dec is not None and match.group("sep") is None and len(frac) == 3:
+    if frac is not None and dec is not None and sep is None and len(frac) == 3:
         # "4,800" / "4.800": one separator followed by three digits groups thousands, not decimals
         integer, frac = integer + frac, None
     value = integer.lstrip("0") or "0"
     if frac is not None and frac.strip("0"):
         value = f"{value}.{frac.rstrip('0')}"
-    if match.group("pct"):
+    if pct:
         return value + "%"
     if frac is None and len(value) == 1:
         return None  # single digits ("2 sides", "Leopard 2") are noise, not facts
@@ -105,21 +109,76 @@ def _title_case(words: list[str]) -> bool:
     return len(long_words) >= 4 and sum(map(_is_capitalised, long_words)) >= 0.9 * len(long_words)
 
 
+# The same words and gaps recur from text to text: what `names` needs of each is computed once (cached).
+_WORD_SPLIT = re.compile(f"({_WORD.pattern})")
+_BREAK = re.compile(r"[.!?…]\s")
+_folded = lru_cache(maxsize=65536)(fold)
+
+
+@lru_cache(maxsize=4096)
+def _breaks(gap: str) -> bool:
+    """Whether the text between two words ends a sentence-like segment."""
+    return bool(_SENTENCE_END.search(gap) or _BREAK.search(gap))
+
+
+class _Word(NamedTuple):
+    text: str
+    clean: str  # `_clean(text)`
+    key: str  # fold(clean)
+    long_word: bool  # counted by `_title_case`: longer than 3 letters, not all capitals
+    capitalised: bool  # `_is_capitalised(text)`
+    name_like: bool  # clean is capitalised, longer than one letter, not a known non-name
+    acronym: bool  # clean in capitals, at most 6 letters
+    possessive: bool  # clean differs from the word stripped: a possessive ends the name
+    connector: bool  # key is a connector ("of", "von")
+
+
+@lru_cache(maxsize=65536)
+def _word(text: str) -> _Word:
+    clean = _clean(text)
+    key = _folded(clean)
+    return _Word(
+        text,
+        clean,
+        key,
+        len(text) > 3 and not text.isupper(),
+        text[:1].isupper(),
+        len(clean) > 1 and clean[:1].isupper() and key not in _NOT_NAMES,
+        clean.isupper() and len(clean) <= 6,
+        clean != text.strip("-’'"),
+        key in _CONNECTORS,
+    )
+
+
 def _segments(text: str) -> list[list[tuple[str, bool]]]:
     """Words of each sentence-like segment, each with whether it starts a segment."""
-    segments: list[list[tuple[str, bool]]] = []
-    current: list[tuple[str, bool]] = []
-    position = 0
-    for match in _WORD.finditer(text):
-        gap = text[position : match.start()]
-        if current and (_SENTENCE_END.search(gap) or re.search(r"[.!?…]\s", gap)):
-            segments.append(current)
+    return [[(word.text, first) for word, first in segment] for segment, _ in _word_segments(text)]
+
+
+def _word_segments(text: str) -> list[tuple[list[tuple[_Word, bool]], bool]]:
+    """`_segments` with each word's `_Word`, and whether each segment is in Title Case."""
+    parts = _WORD_SPLIT.split(text)  # gap, word, gap, word, ..., gap
+    segments: list[tuple[list[tuple[_Word, bool]], bool]] = []
+    current: list[tuple[_Word, bool]] = []
+    for i in range(1, len(parts), 2):
+        if current and _breaks(parts[i - 1]):
+            segments.append((current, _segment_title_case(current)))
             current = []
-        current.append((match.group(), not current))
-        position = match.end()
+        current.append((_word(parts[i]), not current))
     if current:
-        segments.append(current)
+        segments.append((current, _segment_title_case(current)))
     return segments
+
+
+def _segment_title_case(words: list[tuple[_Word, bool]]) -> bool:
+    """`_title_case` of a segment's words."""
+    long_words = 0
+    capitalised = 0
+    for word, _ in words:
+        if word.long_word:
+            long_words += 1
+            capitalised += word.capitalised
+    return long_words >= 4 and capitalised >= 0.9 * long_words
 
 
 def names(text: str) -> list[str]:
@@ -127,47 +186,41 @@ def names(text: str) -> list[str]:
 
     A capitalised word at the start of a sentence is kept only where it also appears capitalised inside a
     sentence; Title Case headlines contribute only words confirmed that way and acronyms."""
-    segments = _segments(text)
+    segments = _word_segments(text)
     mid_sentence: set[str] = set()
-    for words in segments:
-        if _title_case([w for w, _ in words]):
+    for words, title_case in segments:
+        if title_case:
             continue
         for word, first in words:
-            if not first and _is_capitalised(word):
-                mid_sentence.add(fold(_clean(word)))
+            if not first and word.capitalised:
+                mid_sentence.add(word.key)
 
     found: list[str] = []
+    seen: set[str] = set()
 
     def accept(run: list[str]) -> None:
-        while run and fold(run[-1]) in _CONNECTORS:
+        while run and _folded(run[-1]) in _CONNECTORS:
             run.pop()
         if run:
             name = " ".join(run)
-            if name not in found:
+            if name not in seen:
+                seen.add(name)
                 found.append(name)
 
-    for words in segments:
-        title_case = _title_case([w for w, _ in words])
+    for words, title_case in segments:
         run: list[str] = []
         for word, first in words:
-            clean = _clean(word)
-            key = fold(clean)
-            is_name = (
-                len(clean) > 1
-                and _is_capitalised(clean)
-                and key not in _NOT_NAMES
-                and (not (first or title_case) or key in mid_sentence or (clean.isupper() and len(clean) <= 6))
-            )
-            if is_name:
-                run.append(clean)
-                if clean != word.strip("-’'"):  # "Lithuania's": a possessive ends the name
+            if word.name_like and (not (first or title_case) or word.key in mid_sentence or word.acronym):
+                run.append(word.clean)
+                if word.possessive:  # "Lithuania's": a possessive ends the name
                     accept(run)
                     run = []
-            elif run and key in _CONNECTORS and not first:
-                run.append(word)
+            elif run and word.connector and not first:
+                run.append(word.text)
             else:
-                accept(run)
-                run = []
+                if run:
+                    accept(run)
+                    run = []
         accept(run)
     return found
 

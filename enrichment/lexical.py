@@ -14,6 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 
 from core.text import fold
 
@@ -43,15 +44,18 @@ STOP_WORDS = frozenset(
 _WORD = re.compile(r"[^\W_]+")
 
 
+@lru_cache(maxsize=65536)
+def _term(word: str) -> str:
+    """The term of a folded word ("" for a stop word or a word too short): words recur, so this is cached."""
+    if len(word) < MIN_WORD or word in STOP_WORDS:
+        return ""
+    return word if word.isdigit() else word[:STEM]
+
+
 def tokens(text: str) -> list[str]:
     """Folded, stemmed content words of `text` in order ("Germany's 45th brigade" -> germany, 45th, brigade).
     Numbers stay whole: "4800" and "5000" are different facts."""
-    found = []
-    for word in _WORD.findall(fold(text or "")):
-        if len(word) < MIN_WORD or word in STOP_WORDS:
-            continue
-        found.append(word if word.isdigit() else word[:STEM])
-    return found
+    return [term for term in map(_term, _WORD.findall(fold(text or ""))) if term]
 
 
 def lead_text(title: str, body: str | None, lead_chars: int = LEAD_CHARS) -> str:
@@ -78,13 +82,25 @@ class DocumentFrequencies:
         # Smoothed so that a term seen in every document still weighs a little (and a first document works).
         return math.log((self.documents + 1) / (self.counts.get(term, 0) + 0.5))
 
+    def observe_vector(self, terms: Iterable[str]) -> tuple[dict[str, float], int]:
+        """`observe` then `vector` of one document, counting its terms once; also its number of distinct terms."""
+        counted = Counter(terms)
+        self.documents += 1
+        self.counts.update(counted.keys())
+        return self._vector(counted), len(counted)
+
     def vector(self, terms: Iterable[str]) -> dict[str, float]:
         """Unit-length TF-IDF vector (sublinear tf) of a document's terms, heaviest (rarest) term first, ties
         by term, so that a reader can take its most telling terms from the front."""
-        weights = {
-            term: (1.0 + math.log(count)) * self.idf(term) for term, count in Counter(terms).items()
-        }
-        norm = math.sqrt(sum(w * w for w in weights.values()))
+        return self._vector(Counter(terms))
+
+    def _vector(self, counted: Counter[str]) -> dict[str, float]:
+        # `idf` inlined (the same arithmetic, in the same order: the same floats)
+        documents = self.documents + 1
+        get = self.counts.get
+        log = math.log
+        weights = {term: (1.0 + log(count)) * log(documents / (get(term, 0) + 0.5)) for term, count in counted.items()}
+        norm = math.sqrt(sum([w * w for w in weights.values()]))
         if norm <= 0.0:
             return {}
         ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
@@ -95,4 +111,5 @@ def dot(small: dict[str, float], large: dict[str, float]) -> float:
     """Sparse dot product; pass the shorter vector first."""
     if len(small) > len(large):
         small, large = large, small
-    return sum(weight * large.get(term, 0.0) for term, weight in small.items())
+    get = large.get
+    return sum([weight * get(term, 0.0) for term, weight in small.items()])

@@ -94,6 +94,10 @@ class Match:
     facts: float
 
 
+def _by_score(match: Match) -> float:
+    return -match.score
+
+
 class ActiveStories:
     """Active stories of one topic: embedding sums in a matrix, TF-IDF sums and fact keys per story, and an
     inverted index from terms to stories."""
@@ -194,12 +198,14 @@ class ActiveStories:
     def _index(self, state: StoryState, terms: Iterable[str]) -> None:
         """(Re)post `terms` for the story at the recent end of their posting lists."""
         slot = state.slot
-        lexical = state.lexical
+        weight = state.lexical.get
+        setdefault = self._postings.setdefault
+        indexed = state.indexed_terms
         for term in terms:
-            posting = self._postings.setdefault(term, {})
+            posting = setdefault(term, {})
             posting.pop(slot, None)
-            posting[slot] = lexical.get(term, 0.0)
-            state.indexed_terms.add(term)
+            posting[slot] = weight(term, 0.0)
+            indexed.add(term)
         self._lexical_norms[slot] = math.sqrt(state.lexical_norm_sq) or 1.0
 
     def add(
@@ -231,7 +237,8 @@ class ActiveStories:
         return state
 
     def _terms_to_index(self, state: StoryState, lexical: dict[str, float], keys: set[str]) -> list[str]:
-        terms = [f"k:{key}" for key in sorted(keys)] + list(lexical)
+        terms = ["k:" + key for key in sorted(keys)]
+        terms.extend(lexical)
         if len(state.indexed_terms) + len(terms) > MAX_INDEXED_TERMS:
             # keep the postings of a long story to its heaviest terms: drop the lightest ones, down to 3/4 of
             # the cap so that the sort runs once per many articles, not for each
@@ -291,50 +298,64 @@ class ActiveStories:
         #    each cut at MAX_POSTINGS and all together at MAX_READS; then of its fact keys (names, numbers,
         #    transliterated), which find stories in another language or script, within MAX_KEY_READS
         partial: dict[int, float] = {}
+        get = partial.get
+        postings = self._postings
         budget = MAX_READS
         for term, weight in lexical.items():  # heaviest first (`DocumentFrequencies.vector`)
-            posting = self._postings.get(term)
+            posting = postings.get(term)
             if not posting:
                 continue
             if budget <= 0:
                 break
             for slot in islice(reversed(posting), min(MAX_POSTINGS, budget)):
-                partial[slot] = partial.get(slot, 0.0) + weight * posting[slot]
+                partial[slot] = get(slot, 0.0) + weight * posting[slot]
             budget -= min(len(posting), MAX_POSTINGS)
         budget = MAX_KEY_READS
+        setdefault = partial.setdefault
         for key in sorted(keys):  # sorted: the same reads whatever the process's string hashing
-            posting = self._postings.get(f"k:{key}")
-            if posting and budget > 0:
+            if budget <= 0:
+                break
+            posting = postings.get("k:" + key)
+            if posting:
                 for slot in islice(reversed(posting), min(MAX_POSTINGS, budget)):
-                    partial.setdefault(slot, 0.0)
+                    setdefault(slot, 0.0)
                 budget -= min(len(posting), MAX_POSTINGS)
         if not partial:
             return []
-        slots = np.fromiter(partial, dtype=np.int64, count=len(partial))
+        count = len(partial)
+        slots = np.fromiter(partial, dtype=np.int64, count=count)
         cosines = self._cosines(slots, embedding)
         # 2. shortlist: best by embedding and (partial) lexical overlap
-        lexical_scores = np.fromiter(partial.values(), dtype=np.float64, count=len(partial)) / self._lexical_norms[slots]
+        lexical_scores = np.fromiter(partial.values(), dtype=np.float64, count=count) / self._lexical_norms[slots]
         weights = self.weights
         rough = weights.embedding * cosines + weights.lexical * lexical_scores
-        order = np.argsort(-rough)[:SHORTLIST]
+        order = np.argsort(-rough)[:SHORTLIST].tolist()
         # 3. full score: fact overlap, time window and decay
         matches = []
+        by_slot = self._by_slot
+        slot_list = slots.tolist()
+        cosine_list = cosines.tolist()
+        oldest, newest = at - window_s, at + window_s
+        key_count = len(keys)
+        w_embedding, w_lexical, w_facts = weights.embedding, weights.lexical, weights.facts
+        decay, decay_hours = weights.decay, weights.decay_hours
         for index in order:
-            state = self._by_slot[int(slots[index])]
-            if state.last_seen < at - window_s or state.first_seen > at + window_s:
+            state = by_slot[slot_list[index]]
+            if state.last_seen < oldest or state.first_seen > newest:
                 continue
-            fact_share = len(keys & state.keys) / len(keys) if keys else 0.0
+            fact_share = len(keys & state.keys) / key_count if key_count else 0.0
             # exact, not the partial sum of the postings read (which only ranks the shortlist)
             lexical_score = dot(lexical, state.lexical) / math.sqrt(state.lexical_norm_sq or 1.0)
-            embedding_score = float(cosines[index])
+            embedding_score = cosine_list[index]
+            hours = max(0.0, at - state.last_seen) / 3600.0  # `_decay`
             score = (
-                weights.embedding * embedding_score
-                + weights.lexical * lexical_score
-                + weights.facts * fact_share
-                - self._decay(state, at)
+                w_embedding * embedding_score
+                + w_lexical * lexical_score
+                + w_facts * fact_share
+                - decay * (1.0 - math.exp(-hours / decay_hours))
             )
             matches.append(Match(state.story_id, score, embedding_score, lexical_score, fact_share))
-        matches.sort(key=lambda match: -match.score)
+        matches.sort(key=_by_score)
         return matches
 
     def _common(self) -> np.ndarray:

@@ -211,21 +211,41 @@ def syndication_text(title: str | None, summary: str | None) -> str:
     the headlines. Signing summaries alone added that copy and no other cross-outlet match in 1,532 German,
     4,498 Russian-language and 3,540 WSJ items. A summary that repeats the title has it cut first.
     """
+    return _chosen(title, summary)[0]
+
+
+def _chosen(title: str | None, summary: str | None) -> tuple[str, set[str]]:
+    """`syndication_text` and its shingles (each text shingled once)."""
     title = (title or "").strip()
     summary = (summary or "").strip()
-    if title and summary.casefold().startswith(title.casefold()):
-        summary = summary[len(title) :].lstrip(" .:-–—|")
-    if len(shingles(summary)) >= MIN_SHINGLES:
-        return summary
+    if title:
+        # casefold maps each character on its own to one or more, so comparing the summary's first
+        # len(folded title) characters is the same test as comparing the whole summary folded
+        folded_title = title.casefold()
+        if summary[: len(folded_title)].casefold().startswith(folded_title):
+            summary = summary[len(title) :].lstrip(" .:-–—|")
+    items = shingles(summary)
+    if len(items) >= MIN_SHINGLES:
+        return summary, items
     if title and summary:
-        return f"{title}. {summary}"
-    return title or summary
+        text = f"{title}. {summary}"
+        return text, shingles(text)
+    text = title or summary
+    return text, items if text == summary else shingles(text)
 
 
 def signature(text: str) -> Signature | None:
     """The signature of `text` (title + summary, or the start of the body), or None when it has fewer than
     MIN_SHINGLES distinct shingles: too short to tell a copy from a coincidence (e.g. a bare headline)."""
     items = shingles(text)
+    if len(items) < MIN_SHINGLES:
+        return None
+    return Signature.of_shingles(items)
+
+
+def item_signature(title: str | None, summary: str | None) -> Signature | None:
+    """`signature(syndication_text(title, summary))`, shingling each text once."""
+    _text, items = _chosen(title, summary)
     if len(items) < MIN_SHINGLES:
         return None
     return Signature.of_shingles(items)
