@@ -16,6 +16,11 @@ def open_archive(settings: Settings) -> ArchiveBackend:
         from archive.sqlite import SQLiteArchive
 
         backend: ArchiveBackend = SQLiteArchive(settings.archive_path or settings.var_dir / "archive.db")
+    elif settings.archive_backend == "elasticsearch":
+        # The Elasticsearch client is imported here only, when it is the chosen backend.
+        from archive.elastic import ElasticsearchArchive
+
+        backend = ElasticsearchArchive.from_settings(settings)
     else:
         raise ValueError(f"unknown archive backend {settings.archive_backend!r}")
     try:

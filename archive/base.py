@@ -1,7 +1,7 @@
 """The archive interface: documents, queries, results and the backend contract.
 
-The embedded default is SQLite (`archive.sqlite`); an Elasticsearch backend implements the same contract
-later. The shapes follow what ES does natively, so that it needs no emulation:
+The embedded default is SQLite (`archive.sqlite`); `archive.elastic` implements the same contract on
+Elasticsearch, and `tests/test_archive_conformance.py` holds both to it. The shapes follow what ES does natively, so that it needs no emulation:
 
 - documents are upserted in bulk by `id` (ES `_bulk` with `_id`); re-indexing an id overwrites it;
 - every filter of `SearchQuery` is an exact term/range filter (ES `bool.filter` of `terms` / `range`);
@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Literal
@@ -35,7 +35,9 @@ Sort = Literal["relevance", "newest", "oldest"]
 StorySort = Literal["last_seen", "size"]
 SORTS: tuple[str, ...] = ("relevance", "newest", "oldest")
 STORY_SORTS: tuple[str, ...] = ("last_seen", "size")
-FACET_FIELDS: tuple[str, ...] = ("source", "language", "topic", "story_id")
+# "day": articles per UTC day ("YYYY-MM-DD" -> count), the `facet_size` most recent days that have any, in
+# date order (ES `date_histogram` with `min_doc_count: 1`); the others: most frequent values first.
+FACET_FIELDS: tuple[str, ...] = ("source", "language", "topic", "story_id", "day")
 MAX_PER_PAGE = 200
 
 
@@ -144,6 +146,42 @@ class SearchQuery:
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (dates as ISO strings): how a saved search is stored."""
+        data = asdict(self)
+        for key in ("date_from", "date_to"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        for key in ("sources", "languages", "topics", "story_ids", "facets"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchQuery:
+        """The inverse of `to_dict`; unknown keys are an error, missing ones take their defaults."""
+        values = dict(data)
+        for key in ("date_from", "date_to"):
+            if isinstance(values.get(key), str):
+                values[key] = datetime.fromisoformat(values[key])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SavedSearch:
+    """An analyst's standing query: new articles that match it raise an alert (the ES percolator's job).
+
+    What matches is `query.text` (same syntax and semantics as `search`) and every filter of `query`
+    (sources, languages, topics, story_ids, date range); its sort, paging, highlight and facets are ignored.
+    """
+
+    id: str
+    query: SearchQuery
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id or len(self.id) > 200:
+            raise ValueError("a saved search needs an id of 1..200 characters")
+
 
 @dataclass
 class Hit:
@@ -166,6 +204,12 @@ class SearchResult:
     @property
     def pages(self) -> int:
         return (self.total + self.per_page - 1) // self.per_page
+
+
+class ArchiveUnavailable(RuntimeError):
+    """The backend cannot be reached or refuses every request (down, wrong URL or credentials). Raised by
+    `open_archive` and by any call; nothing of the call was stored. The index stage lets it end the stage
+    at once: what was not indexed stays pending in the state DB for the next run."""
 
 
 @dataclass
@@ -191,6 +235,21 @@ class ArchiveBackend(ABC):
     @abstractmethod
     def index_stories(self, docs: Iterable[StoryDoc]) -> IndexReport:
         """Upsert stories by id (same failure rules as `index_articles`)."""
+
+    def refresh(self) -> None:
+        """Make everything indexed so far visible to search (ES `_refresh`). A no-op where writes are
+        visible at once (SQLite). Tests call it; the pipeline does not need to."""
+
+    @abstractmethod
+    def begin_rebuild(self) -> None:
+        """Start rebuilding the archive from scratch (`flankwatch archive reindex`): what is indexed from now
+        on forms the new archive; searches keep answering until `finish_rebuild`."""
+
+    @abstractmethod
+    def finish_rebuild(self) -> None:
+        """Make the rebuilt archive the archive and drop what was not re-indexed since `begin_rebuild`
+        (ES: point the read alias at the new index and delete the old one). A no-op when no rebuild is
+        under way."""
 
     @abstractmethod
     def delete_stories(self, story_ids: Iterable[str]) -> int:
@@ -219,6 +278,34 @@ class ArchiveBackend(ABC):
         cosine similarity. `query` restricts the candidates: its filters, and its text if any; its sort,
         paging, highlight and facets are ignored."""
 
+    def hybrid(self, query: SearchQuery, vector: np.ndarray, k: int = 20) -> list[Hit]:
+        """Text and vector ranking fused: the `k` best articles by reciprocal rank fusion (RRF) of the text
+        ranking of `query` (its filters apply to both) and the kNN ranking of `vector`. `score` is the fused
+        score. This default fuses in the client; a backend may fuse server-side (ES retrievers) instead."""
+        window = max(k, RRF_WINDOW)
+        text_query = replace(query, page=1, per_page=min(window, MAX_PER_PAGE), highlight=False, facets=())
+        text_hits = self.search(text_query).hits if query.text.strip() else []
+        vector_hits = self.nearest(vector, k=window, query=replace(query, text=""))
+        return fuse_rrf([text_hits, vector_hits], k)
+
+    @abstractmethod
+    def save_search(self, saved: SavedSearch) -> None:
+        """Register a saved search, or replace the one with the same id. Raises ValueError on a query that
+        would match everything (no searchable text and no filter)."""
+
+    @abstractmethod
+    def delete_search(self, search_id: str) -> bool:
+        """Remove a saved search; True if it was there."""
+
+    @abstractmethod
+    def list_searches(self) -> list[SavedSearch]:
+        """All saved searches, by id."""
+
+    @abstractmethod
+    def percolate(self, docs: Sequence[ArticleDoc]) -> dict[str, list[str]]:
+        """Which saved searches each document matches: doc id -> sorted saved-search ids. Documents that
+        match none are left out. The documents need not be indexed (ES percolate query)."""
+
     @abstractmethod
     def count(self) -> dict[str, int]:
         """Documents held: {"articles": n, "stories": m}."""
@@ -236,6 +323,23 @@ class ArchiveBackend(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+RRF_RANK_CONSTANT = 60  # the usual RRF constant (Cormack et al. 2009; ES's default rank_constant)
+RRF_WINDOW = 100  # candidates taken from each ranking before fusion (ES's rank_window_size default)
+
+
+def fuse_rrf(rankings: Sequence[Sequence[Hit]], k: int, rank_constant: int = RRF_RANK_CONSTANT) -> list[Hit]:
+    """Reciprocal rank fusion: each hit scores the sum of 1 / (rank_constant + rank) over the rankings that
+    hold it (rank from 1); the `k` best, ties broken by id. A hit keeps the highlights it had."""
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (rank_constant + rank)
+            first.setdefault(hit.id, hit)
+    best = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))[:k]
+    return [Hit(id=i, score=scores[i], doc=first[i].doc, highlights=first[i].highlights) for i in best]
 
 
 def render_highlight(

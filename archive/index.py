@@ -4,6 +4,11 @@ Pending means never indexed, or changed since (`indexed_at IS NULL OR indexed_at
 holds the `updated_at` of the version in the archive, so a stage on a simulated clock, whose `updated_at` may
 lie before the real time of the last indexing, is still re-indexed); articles also have to be enriched first. Only what the backend reports as indexed is marked, so a failure stays
 pending and is retried on the next run. Each batch commits on its own, so a crash loses at most a batch.
+
+The pending queue is thus the state DB itself; `index_failures` (core.models.IndexFailure) adds why a document
+failed last and how often, for `flankwatch archive status`, and is cleared when the document goes through.
+An unreachable backend raises `ArchiveUnavailable` at once (no per-document bookkeeping: nothing was tried),
+which ends the stage; the pipeline records it and goes on to the alerts.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from archive.backends import open_archive
 from archive.base import ArchiveBackend
 from archive.documents import article_doc, story_doc
 from core.db import session_scope
-from core.models import Article, Story
+from core.models import Article, IndexFailure, Story
 from core.settings import Settings
 
 BATCH_SIZE = 500
@@ -43,8 +48,14 @@ class IndexSummary:
         }
 
 
-def index(settings: Settings, *, progress: Progress | None = None) -> IndexSummary:
-    """Index what is pending (see the module doc). Safe to re-run; a run with nothing new indexes 0."""
+def index(
+    settings: Settings, *, progress: Progress | None = None, archive: ArchiveBackend | None = None
+) -> IndexSummary:
+    """Index what is pending (see the module doc). Safe to re-run; a run with nothing new indexes 0.
+    `archive`: an open backend to use (left open); default: the one the settings name, opened and closed."""
+    if archive is None:
+        with open_archive(settings) as opened:
+            return index(settings, progress=progress, archive=opened)
     summary = IndexSummary()
     with session_scope(settings) as session:
         article_ids = _pending(session, Article, Article.enriched_at.is_not(None))
@@ -52,17 +63,16 @@ def index(settings: Settings, *, progress: Progress | None = None) -> IndexSumma
     total, done = len(article_ids) + len(story_ids), 0
     if progress and total:
         progress(0, total)
-    with open_archive(settings) as archive:
-        for batch in _batches(article_ids):
-            summary.articles_indexed += _index_articles(settings, archive, batch, summary.failed)
-            done += len(batch)
-            if progress:
-                progress(done, total)
-        for batch in _batches(story_ids):
-            summary.stories_indexed += _index_stories(settings, archive, batch, summary.failed)
-            done += len(batch)
-            if progress:
-                progress(done, total)
+    for batch in _batches(article_ids):
+        summary.articles_indexed += _index_articles(settings, archive, batch, summary.failed)
+        done += len(batch)
+        if progress:
+            progress(done, total)
+    for batch in _batches(story_ids):
+        summary.stories_indexed += _index_stories(settings, archive, batch, summary.failed)
+        done += len(batch)
+        if progress:
+            progress(done, total)
     return summary
 
 
@@ -88,8 +98,11 @@ def _index_articles(
             except (ValueError, TypeError) as exc:  # e.g. a corrupt embedding blob
                 failed[f"article:{article.id}"] = f"{type(exc).__name__}: {exc}"
         report = archive.index_articles(docs)
-        failed.update({f"article:{doc_id}": reason for doc_id, reason in report.failed.items()})
+        failures = {a.id: failed[f"article:{a.id}"] for a in articles if f"article:{a.id}" in failed}
+        failures.update(report.failed)
+        failed.update({f"article:{doc_id}": reason for doc_id, reason in failures.items()})
         _mark(session, Article, report.indexed, {a.id: a.updated_at for a in articles})
+        _note_failures(session, "article", report.indexed, failures)
         return len(report.indexed)
 
 
@@ -111,8 +124,11 @@ def _index_stories(
             except (ValueError, TypeError) as exc:
                 failed[f"story:{story.id}"] = f"{type(exc).__name__}: {exc}"
         report = archive.index_stories(docs)
-        failed.update({f"story:{doc_id}": reason for doc_id, reason in report.failed.items()})
+        failures = {s.id: failed[f"story:{s.id}"] for s in stories if f"story:{s.id}" in failed}
+        failures.update(report.failed)
+        failed.update({f"story:{doc_id}": reason for doc_id, reason in failures.items()})
         _mark(session, Story, report.indexed, {s.id: s.updated_at for s in stories})
+        _note_failures(session, "story", report.indexed + [s.id for s in merged], failures)
         return len(report.indexed)
 
 
@@ -155,3 +171,86 @@ def _mark(
         statement,
         [{"b_id": i, "b_seen": seen[i], "b_at": seen[i] or now} for i in ids if i in seen],
     )
+
+
+def _note_failures(session: Session, kind: str, indexed: Sequence[str], failures: dict[str, str]) -> None:
+    """Clear the failure rows of what went through; add or bump those of what failed."""
+    if indexed:
+        session.execute(delete(IndexFailure).where(IndexFailure.kind == kind, IndexFailure.doc_id.in_(indexed)))
+    if not failures:
+        return
+    now = datetime.now(timezone.utc)
+    known = {
+        row.doc_id: row
+        for row in session.scalars(
+            select(IndexFailure).where(IndexFailure.kind == kind, IndexFailure.doc_id.in_(list(failures)))
+        )
+    }
+    for doc_id, reason in failures.items():
+        row = known.get(doc_id)
+        if row is None:
+            session.add(IndexFailure(kind=kind, doc_id=doc_id, error=reason[:2000], attempts=1,
+                                     first_failed_at=now, last_failed_at=now))
+        else:
+            row.error, row.attempts, row.last_failed_at = reason[:2000], row.attempts + 1, now
+
+
+@dataclass
+class ArchiveStatus:
+    """What `flankwatch archive status` shows: the pending queue in the state DB and the failures in it."""
+
+    pending_articles: int
+    pending_stories: int
+    awaiting_enrichment: int  # articles not enriched yet: not pending for the archive
+    failures: list[dict[str, Any]]  # the most recent failures: kind, doc_id, error, attempts, last_failed_at
+    failure_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pending_articles": self.pending_articles,
+            "pending_stories": self.pending_stories,
+            "awaiting_enrichment": self.awaiting_enrichment,
+            "failure_count": self.failure_count,
+            "failures": self.failures,
+        }
+
+
+def status(settings: Settings, *, limit: int = 10) -> ArchiveStatus:
+    """The archive's pending queue, read from the state DB only (works while the backend is down)."""
+    with session_scope(settings) as session:
+        def pending(model: type[Article] | type[Story], *where: ColumnElement[bool]) -> int:
+            stale = or_(model.indexed_at.is_(None), model.indexed_at != model.updated_at)
+            return session.scalar(select(func.count()).select_from(model).where(stale, *where)) or 0
+
+        rows = session.scalars(
+            select(IndexFailure).order_by(IndexFailure.last_failed_at.desc(), IndexFailure.doc_id).limit(limit)
+        ).all()
+        return ArchiveStatus(
+            pending_articles=pending(Article, Article.enriched_at.is_not(None)),
+            pending_stories=pending(Story),
+            awaiting_enrichment=session.scalar(
+                select(func.count()).select_from(Article).where(Article.enriched_at.is_(None))
+            ) or 0,
+            failures=[
+                {"kind": r.kind, "doc_id": r.doc_id, "error": r.error, "attempts": r.attempts,
+                 "last_failed_at": r.last_failed_at.isoformat()}
+                for r in rows
+            ],
+            failure_count=session.scalar(select(func.count()).select_from(IndexFailure)) or 0,
+        )
+
+
+def reindex(settings: Settings, *, progress: Progress | None = None) -> IndexSummary:
+    """Rebuild the archive from the state DB: every article and story is indexed anew into a fresh
+    generation (`begin_rebuild`), which replaces the old one only once all went through (`finish_rebuild`).
+    If anything fails, the old archive stays what searches see; the failed documents stay pending, and the
+    command can be run again."""
+    with open_archive(settings) as archive:
+        archive.begin_rebuild()
+        with session_scope(settings) as session:
+            for model in (Article, Story):
+                session.execute(update(model.__table__).values(indexed_at=None))
+        summary = index(settings, progress=progress, archive=archive)
+        if not summary.failed:
+            archive.finish_rebuild()
+    return summary

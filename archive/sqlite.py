@@ -9,6 +9,12 @@ Separate from the state DB on purpose: it can be rebuilt from the state DB at an
   (same length as the text, see `archive.folding`), which is why it is not an external-content table.
 - Ranking is BM25 with title above summary above content (`BM25_WEIGHTS`).
 - kNN is exact brute force over the stored embeddings that pass the filters (`archive.knn`); ES does ANN.
+- `saved_searches` holds the analysts' standing queries (`SearchQuery.to_dict()` as JSON). `percolate` loads
+  a batch of documents into an in-memory database with the same article schema and runs each saved query
+  there through the very code `search` uses (`_matching`), so a saved search matches a document exactly
+  when `search` would find it once indexed.
+- A rebuild is a mark in `meta` (it survives a restart): `finish_rebuild` drops what was not (re-)indexed
+  since, by the `indexed_at` column.
 - WAL mode and a busy timeout, so that the CLI can search while a pipeline run indexes.
 """
 
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,7 @@ from archive.base import (
     ArticleDoc,
     Hit,
     IndexReport,
+    SavedSearch,
     SearchQuery,
     SearchResult,
     StoryDoc,
@@ -41,13 +49,14 @@ from archive.fragments import fragments
 from archive.knn import top_k, unit
 from archive.query import parse_query, to_fts5
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: saved_searches and meta (created in place on an archive of version 1)
 BM25_WEIGHTS = (10.0, 3.0, 1.0)  # title, summary, content
 # Fragment size and count per highlighted field (a title is short: one fragment, the whole title).
 FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 1), "summary": (240, 2), "content": (160, 3)}
 KNN_CHUNK = 4096
 
-_DDL = """
+# The article tables, also created in the in-memory database that `percolate` matches documents in.
+_ARTICLE_DDL = """
 CREATE TABLE IF NOT EXISTS articles (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -77,6 +86,8 @@ CREATE INDEX IF NOT EXISTS article_topics_seq ON article_topics(seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
     title, summary, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 );
+"""
+_DDL = _ARTICLE_DDL + """
 CREATE TABLE IF NOT EXISTS stories (
     id TEXT PRIMARY KEY,
     topic TEXT NOT NULL,
@@ -92,7 +103,18 @@ CREATE TABLE IF NOT EXISTS stories (
 );
 CREATE INDEX IF NOT EXISTS stories_last_seen ON stories(last_seen);
 CREATE INDEX IF NOT EXISTS stories_topic ON stories(topic, last_seen);
+CREATE TABLE IF NOT EXISTS saved_searches (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    query TEXT NOT NULL,
+    saved_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+_REBUILD_MARK = "rebuild_since"  # meta key: when the rebuild in progress began
 
 _ARTICLE_COLUMNS = (
     "id, url, title, summary, content, source, language, published_at, topics, relevance, story_id"
@@ -143,12 +165,16 @@ class SQLiteArchive(ArchiveBackend):
             raise RuntimeError(
                 f"{self.path}: archive schema {version} is newer than this code ({SCHEMA_VERSION})"
             )
+        with self._transaction():
+            _create(self.db, _DDL)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction (BEGIN IMMEDIATE): committed at the end, rolled back on any exception."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _DDL.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -171,9 +197,9 @@ class SQLiteArchive(ArchiveBackend):
         """One transaction for the batch, a savepoint per document: a bad document is rolled back and
         reported, the others are kept."""
         report = IndexReport()
-        now = _now()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
+            # Never stamp a document before the rebuild mark (a clock set back), or finish_rebuild drops it.
+            now = max(_now(), self._meta(_REBUILD_MARK) or "")
             for doc in docs:
                 doc_id = str(getattr(doc, "id", "") or "")
                 self.db.execute("SAVEPOINT doc")
@@ -188,45 +214,10 @@ class SQLiteArchive(ArchiveBackend):
                     report.indexed.append(doc_id)
                 finally:
                     self.db.execute("RELEASE doc")
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return report
 
     def _upsert_article(self, doc: ArticleDoc, now: str) -> None:
-        embedding = None
-        if doc.embedding is not None:
-            vector = np.asarray(doc.embedding, dtype="<f4").reshape(-1)
-            if not vector.size or not np.all(np.isfinite(vector)):
-                raise ValueError("embedding is empty or not finite")
-            embedding = vector.tobytes()
-        topics = sorted({str(topic) for topic in doc.topics if topic})
-        (seq,) = self.db.execute(
-            f"""INSERT INTO articles ({_ARTICLE_COLUMNS}, embedding, indexed_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET
-                    url = excluded.url, title = excluded.title, summary = excluded.summary,
-                    content = excluded.content, source = excluded.source, language = excluded.language,
-                    published_at = excluded.published_at, topics = excluded.topics,
-                    relevance = excluded.relevance, story_id = excluded.story_id,
-                    embedding = excluded.embedding, indexed_at = excluded.indexed_at
-                RETURNING seq""",
-            (
-                doc.id, doc.url, doc.title or "", doc.summary or "", doc.content or "", doc.source,
-                doc.language, _ts(doc.published_at), json.dumps(topics, ensure_ascii=False),
-                None if doc.relevance is None else float(doc.relevance), doc.story_id, embedding, now,
-            ),
-        ).fetchone()
-        self.db.execute("DELETE FROM articles_fts WHERE rowid = ?", (seq,))
-        self.db.execute(
-            "INSERT INTO articles_fts (rowid, title, summary, content) VALUES (?, ?, ?, ?)",
-            (seq, fold(doc.title or ""), fold(doc.summary or ""), fold(doc.content or "")),
-        )
-        self.db.execute("DELETE FROM article_topics WHERE seq = ?", (seq,))
-        self.db.executemany(
-            "INSERT INTO article_topics (topic, seq) VALUES (?, ?)", [(topic, seq) for topic in topics]
-        )
+        _write_article(self.db, doc, now)
 
     def _upsert_story(self, doc: StoryDoc, now: str) -> None:
         links = [
@@ -251,6 +242,81 @@ class SQLiteArchive(ArchiveBackend):
         with self.db:
             cursor = self.db.executemany("DELETE FROM stories WHERE id = ?", ids)
         return max(cursor.rowcount, 0)
+
+    def begin_rebuild(self) -> None:
+        """Mark the start of a rebuild (kept in `meta`, so a restart in between does not lose it). Begun
+        again (a rebuild that failed and is retried), the new mark replaces the old one."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (_REBUILD_MARK, _now()),
+            )
+
+    def finish_rebuild(self) -> None:
+        """Drop the articles and stories not (re-)indexed since `begin_rebuild`, in one transaction. A no-op
+        when no rebuild is under way (as on ES), so a finish repeated after a crash does no harm."""
+        with self._transaction():
+            mark = self._meta(_REBUILD_MARK)
+            if mark is None:
+                return
+            stale = "SELECT seq FROM articles WHERE indexed_at < ?"
+            self.db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({stale})", (mark,))
+            self.db.execute("DELETE FROM articles WHERE indexed_at < ?", (mark,))  # topics: ON DELETE CASCADE
+            self.db.execute("DELETE FROM stories WHERE indexed_at < ?", (mark,))
+            self.db.execute("DELETE FROM meta WHERE key = ?", (_REBUILD_MARK,))
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # --- saved searches --------------------------------------------------------------------------
+
+    def save_search(self, saved: SavedSearch) -> None:
+        if _matches_everything(saved.query):
+            raise ValueError(f"saved search {saved.id!r}: a query needs search text or a filter")
+        data = json.dumps(saved.query.to_dict(), ensure_ascii=False, sort_keys=True)
+        with self._transaction():
+            self.db.execute(
+                """INSERT INTO saved_searches (id, name, query, saved_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET
+                       name = excluded.name, query = excluded.query, saved_at = excluded.saved_at""",
+                (saved.id, saved.name or "", data, _now()),
+            )
+
+    def delete_search(self, search_id: str) -> bool:
+        with self._transaction():
+            cursor = self.db.execute("DELETE FROM saved_searches WHERE id = ?", (search_id,))
+        return cursor.rowcount > 0
+
+    def list_searches(self) -> list[SavedSearch]:
+        rows = self.db.execute("SELECT id, name, query FROM saved_searches ORDER BY id").fetchall()
+        return [SavedSearch(id=i, query=SearchQuery.from_dict(json.loads(q)), name=name) for i, name, q in rows]
+
+    def percolate(self, docs: Sequence[ArticleDoc]) -> dict[str, list[str]]:
+        """The SQLite percolator: the documents go into a throwaway in-memory database with the archive's
+        article schema (same tokenizer, same folding), and each saved search runs there as the query
+        `search` would run (`_matching`): same text semantics, same filters, no emulation."""
+        searches = self.list_searches()
+        if not docs or not searches:
+            return {}
+        matched: dict[str, set[str]] = {}
+        scratch = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            _create(scratch, _ARTICLE_DDL)
+            scratch.execute("BEGIN")
+            now = _now()
+            for doc in docs:
+                if not doc.id:
+                    raise ValueError("percolate: a document has no id")
+                _write_article(scratch, doc, now, embedding=False)
+            scratch.execute("COMMIT")
+            for saved in searches:
+                source, where, params = _matching(saved.query, to_fts5(parse_query(saved.query.text)))
+                for (doc_id,) in scratch.execute(f"SELECT a.id {source} {where}", params):
+                    matched.setdefault(doc_id, set()).add(saved.id)
+        finally:
+            scratch.close()
+        return {doc_id: sorted(ids) for doc_id, ids in matched.items()}
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -320,6 +386,8 @@ class SQLiteArchive(ArchiveBackend):
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     def _facet(self, name: str, source: str, where: str, params: list[Any], size: int) -> dict[str, int]:
+        if name == "day":
+            return self._day_facet(source, where, params, size)
         if name == "topic":
             column, source = "t.topic", f"{source} JOIN article_topics t ON t.seq = a.seq"
         else:
@@ -330,6 +398,16 @@ class SQLiteArchive(ArchiveBackend):
             [*params, size],
         ).fetchall()
         return {value: count for value, count in rows}
+
+    def _day_facet(self, source: str, where: str, params: list[Any], size: int) -> dict[str, int]:
+        """Articles per UTC day, the `size` most recent days that have any, in date order. `published_at`
+        is stored as UTC ISO text, so its first ten characters are the UTC day."""
+        rows = self.db.execute(
+            f"SELECT substr(a.published_at, 1, 10) AS day, count(*) {source} {where} "
+            "GROUP BY day ORDER BY day DESC LIMIT ?",
+            [*params, size],
+        ).fetchall()
+        return {day: count for day, count in reversed(rows)}
 
     def nearest(self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None) -> list[Hit]:
         target = unit(vector)
@@ -349,6 +427,54 @@ class SQLiteArchive(ArchiveBackend):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _create(db: sqlite3.Connection, ddl: str) -> None:
+    for statement in ddl.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding: bool = True) -> None:
+    """Upsert one article into `db`'s article tables (the archive's, or the percolator's scratch copy)."""
+    blob = None
+    if embedding and doc.embedding is not None:
+        vector = np.asarray(doc.embedding, dtype="<f4").reshape(-1)
+        if not vector.size or not np.all(np.isfinite(vector)):
+            raise ValueError("embedding is empty or not finite")
+        blob = vector.tobytes()
+    topics = sorted({str(topic) for topic in doc.topics if topic})
+    (seq,) = db.execute(
+        f"""INSERT INTO articles ({_ARTICLE_COLUMNS}, embedding, indexed_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET
+                url = excluded.url, title = excluded.title, summary = excluded.summary,
+                content = excluded.content, source = excluded.source, language = excluded.language,
+                published_at = excluded.published_at, topics = excluded.topics,
+                relevance = excluded.relevance, story_id = excluded.story_id,
+                embedding = excluded.embedding, indexed_at = excluded.indexed_at
+            RETURNING seq""",
+        (
+            doc.id, doc.url, doc.title or "", doc.summary or "", doc.content or "", doc.source,
+            doc.language, _ts(doc.published_at), json.dumps(topics, ensure_ascii=False),
+            None if doc.relevance is None else float(doc.relevance), doc.story_id, blob, now,
+        ),
+    ).fetchone()
+    db.execute("DELETE FROM articles_fts WHERE rowid = ?", (seq,))
+    db.execute(
+        "INSERT INTO articles_fts (rowid, title, summary, content) VALUES (?, ?, ?, ?)",
+        (seq, fold(doc.title or ""), fold(doc.summary or ""), fold(doc.content or "")),
+    )
+    db.execute("DELETE FROM article_topics WHERE seq = ?", (seq,))
+    db.executemany("INSERT INTO article_topics (topic, seq) VALUES (?, ?)", [(topic, seq) for topic in topics])
+
+
+def _matches_everything(query: SearchQuery) -> bool:
+    """True for a query with no searchable term (empty, blank or punctuation-only text, as `search` reads it)
+    and no filter: as a saved search it would alert on every article, which is a mistake, not a standing
+    query. `save_search` refuses it."""
+    filters = (query.sources, query.languages, query.topics, query.story_ids, query.date_from, query.date_to)
+    return parse_query(query.text).empty and not any(filters)
 
 
 def _matching(query: SearchQuery, match: str) -> tuple[str, str, list[Any]]:

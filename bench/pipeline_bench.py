@@ -30,7 +30,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(var_dir=Path(tmp), feeds_file=Path(tmp) / "none.yaml")
+        # the replay server is on 127.0.0.1: no SSRF guard, no politeness toward our own server
+        settings = Settings(var_dir=Path(tmp), feeds_file=Path(tmp) / "none.yaml", allow_private_addresses=True,
+                            fetch_host_delay_seconds=0.0, fetch_per_host=8)
         upgrade(settings)
         started = time.perf_counter()
         get_embedder(settings.embedding_model)

@@ -12,9 +12,11 @@ PROTOCOL = "protocol"  # the server broke HTTP (malformed response, bad content 
 HTTP_4XX = "http_4xx"
 HTTP_5XX = "http_5xx"
 HTTP_OTHER = "http_other"  # any other unusable status (e.g. a 3xx without Location)
+RATE_LIMITED = "rate_limited"  # 429: we asked too often (its Retry-After is honoured)
 TOO_LARGE = "too_large"
 TOO_MANY_REDIRECTS = "too_many_redirects"
 INVALID_URL = "invalid_url"
+FORBIDDEN_ADDRESS = "forbidden_address"  # the host resolves to a private, loopback or link-local address (SSRF)
 # content (collectors.parse)
 XML_ENTITIES = "xml_entities"
 NOT_A_FEED = "not_a_feed"
@@ -24,8 +26,8 @@ INTERNAL = "internal"
 
 ERROR_CLASSES = frozenset(
     {
-        DNS, CONNECT, TIMEOUT, TLS, PROTOCOL, HTTP_4XX, HTTP_5XX, HTTP_OTHER, TOO_LARGE,
-        TOO_MANY_REDIRECTS, INVALID_URL, XML_ENTITIES, NOT_A_FEED, PARSE_ERROR, INTERNAL,
+        DNS, CONNECT, TIMEOUT, TLS, PROTOCOL, HTTP_4XX, HTTP_5XX, HTTP_OTHER, RATE_LIMITED, TOO_LARGE,
+        TOO_MANY_REDIRECTS, INVALID_URL, FORBIDDEN_ADDRESS, XML_ENTITIES, NOT_A_FEED, PARSE_ERROR, INTERNAL,
     }
 )
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 import time
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -24,6 +26,9 @@ __all__ = [
     "entry_datetime",
     "html_to_text",
     "normalise_entry",
+    "guid_hash",
+    "title_hash",
+    "title_key",
 ]
 
 TITLE_MAX_CHARS = 1000
@@ -34,6 +39,16 @@ TITLE_FROM_SUMMARY_WORDS = 20
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
 LATEST_AHEAD = timedelta(days=1)
 _DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
+# A title with fewer words than this is not used to recognise a re-publication: short titles repeat within a
+# week for different articles of one outlet ("Presseschau", "Die Lage am Morgen", "Live updates").
+TITLE_HASH_MIN_WORDS = 5
+_TITLE_WORD = re.compile(r"\w+")
+
+# Where an article's text comes from (`Article.text_source`): the entry's own full text (content:encoded),
+# only its summary, or the article page fetched and extracted (`collectors.fulltext`).
+TEXT_FEED = "feed"
+TEXT_SUMMARY = "summary"
+TEXT_FULLTEXT = "fulltext"
 
 
 class SkippedEntry(ValueError):
@@ -55,6 +70,23 @@ class NormalisedArticle:
     feed_id: int | None
     fetched_at: datetime
     content: str | None = None  # the entry's full text (content:encoded), when it carries more than the summary
+    # what `content` is (see TEXT_*) and the length of the longest text stored (content, else summary);
+    # set from the entry here, changed by `collectors.fulltext.apply_fulltext`
+    text_source: str | None = None
+    text_length: int | None = None
+    paywall_suspected: bool = False
+    fulltext_error: str | None = None  # error class of a failed page fetch or extraction
+    # See `title_hash` / `guid_hash`: computed once here (in the parse worker), not at every dedup lookup.
+    title_hash: str | None = field(init=False, default=None)
+    guid_hash: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.text_source is None:
+            self.text_source = TEXT_FEED if self.content else TEXT_SUMMARY
+        if self.text_length is None:
+            self.text_length = len(self.content or self.summary or "")
+        self.title_hash = title_hash(self.title)
+        self.guid_hash = guid_hash(self.guid)
 
 
 def entry_datetime(entry: Any, fallback: datetime) -> datetime:
@@ -141,7 +173,34 @@ def _first_words(text: str, words: int = TITLE_FROM_SUMMARY_WORDS) -> str:
 
 
 def content_hash(title: str, summary: str) -> str:
+    """What tells an edited entry from an unchanged one. Title and summary only: the full text is not in it,
+    so that a page fetched for a `fulltext` feed never makes the next poll's entry look edited (and a
+    changed definition would make every stored article look edited once)."""
     return hashlib.sha256(f"{title}\n{summary}".encode("utf-8")).hexdigest()
+
+
+def title_key(title: str) -> str:
+    """A title as compared for re-publications: compatibility forms folded (NFKC), case folded, accents
+    dropped, punctuation and runs of spaces reduced to one space ("Das Chaos bändigen - Das Gespenst der
+    Ordnung" -> "das chaos bandigen das gespenst der ordnung")."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title or "").casefold())
+    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(_TITLE_WORD.findall(stripped))
+
+
+def title_hash(title: str) -> str | None:
+    """Hash of `title_key`, or None for a title too short to identify an article (`TITLE_HASH_MIN_WORDS`)."""
+    key = title_key(title)
+    if key.count(" ") + 1 < TITLE_HASH_MIN_WORDS:
+        return None
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def guid_hash(guid: str | None) -> str | None:
+    """Hash of an entry's GUID as the feed wrote it (GUIDs can be 2,000 characters: too long for an index)."""
+    if not guid:
+        return None
+    return hashlib.sha256(guid.encode("utf-8")).hexdigest()[:32]
 
 
 def normalise_entry(

@@ -11,10 +11,14 @@ import feedparser
 
 from collectors import errors
 from collectors.errors import FeedError
+from collectors.jsonfeed import looks_like_json_feed, parse_json_feed
 from collectors.xmlsafety import declares_entities
 
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
 _LANGUAGE = re.compile(r"^([A-Za-z]{2})(?:$|[-_])")
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
+_UTF8_NAMES = ("utf-8", "utf8")
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ParsedFeed:
     version: str
     entries: list[Any] = field(default_factory=list)
     warning: str | None = None  # feedparser's complaint about a feed it could still read
+    ttl_minutes: int | None = None  # RSS <ttl>: how long the channel may be cached
 
 
 def declared_language(value: object) -> str | None:
@@ -43,16 +48,48 @@ def _looks_like_html(body: bytes, content_type: str | None) -> bool:
     return bool(_HTML_START.match(body[:4096]))
 
 
+def _ttl(value: object) -> int | None:
+    """RSS `<ttl>` in minutes, if it is a sane number (up to a week)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        minutes = int(value.strip())
+        return minutes if 0 < minutes <= 7 * 24 * 60 else None
+    return None
+
+
+def repair_utf8(body: bytes, content_type: str | None) -> bytes:
+    """A body that is meant to be UTF-8 (by its charset, its XML declaration or XML's default) but holds
+    invalid bytes gets them replaced by U+FFFD. feedparser would otherwise re-read the whole document as
+    windows-1252 and garble every non-ASCII letter of every item for one bad byte."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or body[:2] in (b"\x00<", b"<\x00"):
+        return body  # UTF-16/32: not ours to judge
+    charset = _CHARSET.search(content_type or "")
+    declared = _XML_ENCODING.match(body[:512])
+    name = (charset.group(1) if charset else declared.group(1).decode("ascii") if declared else "utf-8").lower()
+    if name not in _UTF8_NAMES:
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("utf-8", errors="replace").encode("utf-8")
+    return body
+
+
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse a feed body. Raises `FeedError` with class `xml_entities`, `not_a_feed` or `parse_error`.
+    """Parse a feed body (RSS, Atom, RDF through feedparser; JSON Feed through `collectors.jsonfeed`).
+    Raises `FeedError` with class `xml_entities`, `not_a_feed` or `parse_error`.
 
     feedparser only ever gets the bytes (wrapped in a stream, so that it never treats them as a URL or a
     file name); `url` is given as Content-Location to resolve relative links. A well-formed feed with no
     entries is a feed."""
     if not body or not body.strip():
         raise FeedError(errors.NOT_A_FEED, "empty body")
+    if looks_like_json_feed(body, content_type):
+        feed, items, version = parse_json_feed(body)
+        return ParsedFeed(title=feed["title"], link=feed["link"], language=declared_language(feed["language"]),
+                          version=version, entries=items)
     if declares_entities(body):
         raise FeedError(errors.XML_ENTITIES, "document declares XML entities in its DOCTYPE (refused)")
+    body = repair_utf8(body, content_type)
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -80,4 +117,5 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         version=version,
         entries=entries,
         warning=warning,
+        ttl_minutes=_ttl(feed.get("ttl")),
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
+from threading import Lock
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,8 +28,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-@lru_cache(maxsize=8)
-def _engine(url: str) -> Engine:
+# One engine (and connection pool) per URL, shared by every session of this process. Bounded: a process that
+# opens many state DBs one after another (the test suite) disposes the least recently used engine's pool.
+_ENGINES: OrderedDict[str, Engine] = OrderedDict()
+_ENGINES_LOCK = Lock()
+_MAX_ENGINES = 8
+
+
+def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -37,6 +44,27 @@ def _engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _engine(url: str) -> Engine:
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is not None:
+            _ENGINES.move_to_end(url)
+            return engine
+        engine = _ENGINES[url] = _create_engine(url)
+        while len(_ENGINES) > _MAX_ENGINES:
+            # Connections still checked out keep working and are closed when they are returned.
+            _ENGINES.popitem(last=False)[1].dispose()
+        return engine
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections to `url` and forget its engine (before dropping that database, say)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.pop(url, None)
+    if engine is not None:
+        engine.dispose()
 
 
 def get_engine(settings: Settings) -> Engine:
@@ -75,3 +103,13 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
         config = alembic_config(settings)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def downgrade(settings: Settings, revision: str) -> None:
+    """Take the state DB back to `revision` ("base": no tables but Alembic's own)."""
+    from alembic import command
+
+    with get_engine(settings).begin() as connection:
+        config = alembic_config(settings)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

@@ -78,6 +78,13 @@ class Feed(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     items_total: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # schedule (collectors.schedule): a feed is polled when next_fetch_at is due (NULL: at once)
+    next_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)  # adaptive interval; NULL until the first success
+    schedule_reason: Mapped[str | None] = mapped_column(String(16))  # interval | max_age | ttl | backoff | retry_after | unhealthy
+    health: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failing | unhealthy
+    last_new_item_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last poll that stored a new article
+    items_per_day: Mapped[float | None] = mapped_column(Float)  # the feed's rhythm, from its entries' dates
 
 
 class FetchRecord(Base):
@@ -107,6 +114,9 @@ class Article(Base):
         Index("ix_articles_pending_enrich", "enriched_at"),
         Index("ix_articles_pending_index", "indexed_at"),
         Index("ix_articles_published", "published_at"),
+        # dedup at the door (collectors.store): an entry's GUID within its feed, a title within its source
+        Index("ix_articles_guid", "guid_hash", "feed_id"),
+        Index("ix_articles_title", "title_hash", "source", "published_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -123,6 +133,14 @@ class Article(Base):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64))
+    guid_hash: Mapped[str | None] = mapped_column(String(32))  # hash of `guid` (collectors.normalise.guid_hash)
+    title_hash: Mapped[str | None] = mapped_column(String(32))  # hash of the normalised title; NULL: too short
+    # where `content` comes from: feed (the entry's full text) | summary (none: only the summary) | fulltext
+    # (the article page, extracted); text_length: characters of content, else of the summary
+    text_source: Mapped[str | None] = mapped_column(String(16))
+    text_length: Mapped[int | None] = mapped_column(Integer)
+    paywall_suspected: Mapped[bool] = mapped_column(Boolean, default=False)  # the page gave only a teaser
+    fulltext_error: Mapped[str | None] = mapped_column(String(32))  # error class of the failed page fetch
 
     # enrichment
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, L2-normalised
@@ -184,6 +202,21 @@ class StoryEvent(Base):
     facts: Mapped[list[str]] = mapped_column(JSON, default=list)  # development: the new facts, numbers first
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IndexFailure(Base):
+    """Why a document is still pending in the archive. The pending queue itself is `indexed_at <> updated_at`
+    on articles and stories (see archive.index); this row says what went wrong last, and how often, for
+    `flankwatch archive status`. It is deleted once the document is indexed."""
+
+    __tablename__ = "index_failures"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # article | story
+    doc_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Alert(Base):

@@ -66,8 +66,17 @@ class Settings(BaseSettings):
     # --- storage ---------------------------------------------------------------------------------
     var_dir: Path = Field(PROJECT_ROOT / "var", description="Where the embedded default keeps its files.")
     database_url: str = Field("", description="SQLAlchemy URL of the state DB; default: SQLite file in var_dir.")
-    archive_backend: Literal["sqlite"] = Field("sqlite", description="Archive backend.")
+    archive_backend: Literal["sqlite", "elasticsearch"] = Field("sqlite", description="Archive backend.")
     archive_path: Path | None = Field(None, description="SQLite archive file; default: var_dir/archive.db.")
+    elasticsearch_url: str = Field("http://localhost:9200", description="Elasticsearch URL (archive_backend elasticsearch).")
+    elasticsearch_username: str = Field("", description="Elasticsearch user for basic auth (e.g. `elastic`).")
+    elasticsearch_password: SecretStr | None = Field(None, description="Elasticsearch password. Env only.")
+    elasticsearch_api_key: SecretStr | None = Field(None, description="Elasticsearch API key (instead of a password). Env only.")
+    elasticsearch_ca_certs: Path | None = Field(None, description="CA bundle that signed the cluster's certificate.")
+    elasticsearch_verify_certs: bool = Field(True, description="Verify the cluster's TLS certificate.")
+    elasticsearch_index_prefix: str = Field("flankwatch", description="Prefix of index, alias and template names.")
+    elasticsearch_timeout: float = Field(10.0, description="Seconds per Elasticsearch request.")
+    elasticsearch_max_retries: int = Field(2, description="Retries of a failed request (connection, 429) before giving up.")
 
     # --- collectors ------------------------------------------------------------------------------
     feeds_file: Path = Field(PROJECT_ROOT / "config" / "feeds.yaml", description="Outlets to poll.")
@@ -80,8 +89,20 @@ class Settings(BaseSettings):
     http_total_timeout: float = Field(30.0, description="Seconds for a whole response, body included.")
     http_max_bytes: int = Field(10 * 1024 * 1024, description="Largest feed body accepted (bytes).")
     http_max_redirects: int = Field(5, description="Redirects followed before giving up.")
-    fetch_workers: int = Field(8, description="Feeds fetched at once.")
+    fetch_concurrency: int = Field(8, description="Requests open at once in a run, all hosts together.")
+    fetch_per_host: int = Field(2, description="Requests open at once to one host (host name, any port).")
+    fetch_host_delay_seconds: float = Field(1.0, description="Least time between two requests to one host.")
     max_items_per_feed: int = Field(200, description="Entries read from one feed per poll.")
+    allow_private_addresses: bool = Field(
+        False, description="Fetch from private, loopback and link-local addresses (off: SSRF guard)."
+    )
+    poll_min_interval_minutes: float = Field(5.0, description="Shortest time between two polls of a feed.")
+    poll_max_interval_hours: float = Field(24.0, description="Longest time between two polls of a healthy feed.")
+    unhealthy_after_failures: int = Field(5, description="Failures in a row after which a feed is unhealthy.")
+    unhealthy_retry_hours: float = Field(24.0, description="Time between two tries of an unhealthy feed.")
+    silent_after_gaps: float = Field(
+        10.0, description="A feed is silent after this many of its usual gaps between items without one (1 day at least)."
+    )
 
     # --- enrichment ------------------------------------------------------------------------------
     embedding_model: str = Field(

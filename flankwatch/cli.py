@@ -18,12 +18,14 @@ from core.db import session_scope, upgrade
 from core.models import Alert, Feed, FetchRecord, Story, StoryEvent
 from core.settings import Settings, get_settings
 from flankwatch import display
+from flankwatch.archive_cli import archive_app
 from flankwatch.pipeline import STAGES, RunSummary, run_once
 
 app = typer.Typer(help="Flankwatch: news about NATO's eastern flank, grouped into stories, searchable, alerted.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="State database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(archive_app, name="archive")
 console = Console()
 
 
@@ -164,8 +166,12 @@ def stories(
 
 @app.command()
 def feeds() -> None:
-    """Feed health: status, error class, consecutive failures, last success, new items."""
+    """Feed health (ok, failing, unhealthy), error class, failures in a row, last success, items per day,
+    next fetch, silent feeds, new items of the last run."""
+    from collectors.schedule import is_silent
+
     settings = _settings()
+    now = datetime.now(timezone.utc)
     with session_scope(settings) as session:
         rows = session.scalars(select(Feed).order_by(Feed.enabled.desc(), Feed.name)).all()
         last_run = session.scalar(select(FetchRecord.run_id).order_by(FetchRecord.started_at.desc()).limit(1))
@@ -173,9 +179,12 @@ def feeds() -> None:
         if last_run:
             new_items = dict(session.execute(select(FetchRecord.feed_id, FetchRecord.items_new)
                                              .where(FetchRecord.run_id == last_run)).all())
-        console.print(display.feeds_table(rows, new_items))
-        failing = sum(1 for f in rows if f.last_status == "error")
-        console.print(f"{len(rows)} feeds, {failing} failing in their last poll")
+        silent = {f.id for f in rows if f.enabled and is_silent(f.last_new_item_at, f.items_per_day, now, settings)}
+        console.print(display.feeds_table(rows, new_items, silent))
+        polled = [f for f in rows if f.last_fetch_at]
+        counts = {health: sum(1 for f in polled if f.health == health) for health in ("ok", "failing", "unhealthy")}
+        console.print(f"{len(rows)} feeds: {counts['ok']} ok, {counts['failing']} failing, "
+                      f"{counts['unhealthy']} unhealthy, {len(silent)} silent, {len(rows) - len(polled)} never polled")
 
 
 @app.command("import-opml")

@@ -63,6 +63,7 @@ def register_feeds(settings: Settings, server: ReplayServer) -> None:
             feed.language = server.language(outlet)
             feed.enabled = True
             feed.etag = None
+            feed.next_fetch_at = None  # the replay restarts its clock: every feed is due in its first cycle
 
 
 def disable_feeds(settings: Settings) -> None:
@@ -83,6 +84,9 @@ def run_demo(
     if not data_dir.exists():
         raise FileNotFoundError(f"demo data not found at {data_dir} (expected ../shared/data beside the project)")
     upgrade(settings)
+    # The replay server is the demo's own, on 127.0.0.1: the SSRF guard and per-host politeness do not apply.
+    settings = settings.model_copy(update={"allow_private_addresses": True, "fetch_host_delay_seconds": 0.0,
+                                           "fetch_per_host": settings.fetch_concurrency})
     items: list[ReplayItem] = select_items(load_items(data_dir), topical=topical_filter(settings), limit=limit)
     clocks = cycle_clocks(items, cycles)
     result = DemoResult(items=len(items), outlets=len({i.outlet for i in items}), cycles=len(clocks))

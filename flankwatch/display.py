@@ -52,7 +52,10 @@ def facets_table(result: SearchResult, top: int = 5) -> Table:
     table.add_column("facet")
     table.add_column("top values (count)")
     for name, counts in result.facets.items():
-        best = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        if name == "day":  # days come in date order: show the most recent ones, still in date order
+            best = list(counts.items())[-top:]
+        else:
+            best = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
         table.add_row(name, escape(", ".join(f"{k} ({v})" for k, v in best)))
     return table
 
@@ -119,23 +122,32 @@ def alerts_table(alerts: Iterable[Alert], headlines: dict[str, str], title: str 
     return table
 
 
-def feeds_table(feeds: Iterable[Feed], new_items: dict[int, int]) -> Table:
+def feeds_table(feeds: Iterable[Feed], new_items: dict[int, int], silent: set[int] | None = None) -> Table:
+    """Feed health: ok / failing / unhealthy (never: not polled yet), the last error class, failures in a
+    row, last success, the feed's rhythm in items per day, the next fetch and why then, the silent flag."""
+    silent = silent or set()
     table = Table(title="feeds")
     table.add_column("feed")
     table.add_column("lang")
-    table.add_column("status")
+    table.add_column("health")
     table.add_column("error class")
     table.add_column("fails", justify="right")
-    table.add_column("last fetch", no_wrap=True)
     table.add_column("last success", no_wrap=True)
+    table.add_column("items/day", justify="right")
+    table.add_column("next fetch", no_wrap=True)
+    table.add_column("silent")
     table.add_column("new last run", justify="right")
     table.add_column("items", justify="right")
-    styles = {"ok": "green", "not_modified": "cyan", "error": "red"}
+    styles = {"ok": "green", "failing": "yellow", "unhealthy": "red"}
     for feed in feeds:
-        status = feed.last_status or "never"
-        shown = f"[{styles.get(status, 'dim')}]{status}[/]" + ("" if feed.enabled else " [dim](disabled)[/dim]")
+        health = feed.health if feed.last_fetch_at else "never"
+        shown = f"[{styles.get(health, 'dim')}]{health}[/]" + ("" if feed.enabled else " [dim](disabled)[/dim]")
+        per_day = f"{feed.items_per_day:.1f}" if feed.items_per_day is not None else "-"
+        next_fetch = _when(feed.next_fetch_at) if feed.next_fetch_at else "due"
+        if feed.next_fetch_at and feed.schedule_reason:
+            next_fetch += f" [dim]({feed.schedule_reason})[/dim]"
         table.add_row(escape(feed.name), feed.language or "-", shown, feed.last_error_class or "",
-                      str(feed.consecutive_failures), _when(feed.last_fetch_at), _when(feed.last_success_at),
-                      str(new_items.get(feed.id, "-")), str(feed.items_total))
+                      str(feed.consecutive_failures), _when(feed.last_success_at), per_day, next_fetch,
+                      "[yellow]silent[/yellow]" if feed.id in silent else "", str(new_items.get(feed.id, "-")),
+                      str(feed.items_total))
     return table
-

@@ -1,6 +1,9 @@
 """A real HTTP server on 127.0.0.1 for collector tests: serves feed files with ETag / Last-Modified (and 304 on
 a matching If-None-Match), plus the ways real servers fail: error statuses, a body trickled byte by byte, an
-endless body, a redirect loop, an HTML page instead of a feed, an entity bomb.
+endless body, a redirect loop, an HTML page instead of a feed, an entity bomb, a gzip bomb, a slow answer. A server binds
+one loopback address (127.0.0.1 by default; 127.0.0.2, 127.0.0.3... are other hosts for the politeness
+limits) and counts the requests it is answering at once (`max_in_flight`, also shared across servers
+through a `Meter`).
 
     with FeedServer() as server:
         server.serve_file("/tagesschau.xml", path)
@@ -15,6 +18,7 @@ import hashlib
 import socket
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,9 +50,37 @@ HTML_PAGE = b"""<!DOCTYPE html>
 """
 
 
+def gzip_bomb(decoded_bytes: int = 256 * 1024 * 1024) -> bytes:
+    """A gzip stream of `decoded_bytes` zeros: about a thousandth of that on the wire."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b"\0" * (1024 * 1024)
+    parts = [compressor.compress(block) for _ in range(decoded_bytes // len(block))]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+class Meter:
+    """Requests being answered at once, and the most seen; one meter may count for several servers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def __enter__(self) -> Meter:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
 @dataclass
 class Route:
-    """What one path answers. `mode`: static | trickle | endless | redirect."""
+    """What one path answers. `mode`: static | trickle | endless | redirect | slow (static after `delay`)."""
 
     body: bytes = b""
     status: int = 200
@@ -60,23 +92,29 @@ class Route:
     interval: float = 0.1  # trickle: seconds between two bytes
     endless: bool = False  # redirect: stream a body forever after the headers
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # slow: seconds before the answer
 
 
 @dataclass
 class SeenRequest:
     path: str
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a run opens many connections at once: the default backlog of 5 drops SYNs
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hangs up mid-body is expected here
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", meter: Meter | None = None) -> None:
+        self.host = host
+        self.meter = Meter()  # this server's own count
+        self.shared_meter = meter  # a count across servers, if given
         self.routes: dict[str, Route] = {}
         self.requests: list[SeenRequest] = []
         self._stop = threading.Event()
@@ -86,7 +124,7 @@ class FeedServer:
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> FeedServer:
-        server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
+        server = _QuietServer((self.host, 0), _make_handler(self))
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -105,7 +143,7 @@ class FeedServer:
         return self._server.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     @property
     def stopping(self) -> bool:
@@ -125,8 +163,18 @@ class FeedServer:
     def serve_file(self, path: str, file: Path, **options: object) -> str:
         return self.serve_bytes(path, Path(file).read_bytes(), **options)
 
-    def error(self, path: str, status: int = 500) -> str:
-        return self.route(path, Route(body=b"Internal Server Error", status=status, content_type="text/plain"))
+    def error(self, path: str, status: int = 500, headers: dict[str, str] | None = None) -> str:
+        return self.route(
+            path, Route(body=b"Internal Server Error", status=status, content_type="text/plain", headers=headers or {})
+        )
+
+    def slow(self, path: str, body: bytes, delay: float, **options: object) -> str:
+        """A feed answered after `delay` seconds."""
+        return self.route(path, Route(body=body, mode="slow", delay=delay, **options))  # type: ignore[arg-type]
+
+    def gzip_bomb(self, path: str, bomb: bytes) -> str:
+        """`bomb` (see `gzip_bomb`) sent with Content-Encoding: gzip as an RSS feed."""
+        return self.route(path, Route(body=bomb, headers={"Content-Encoding": "gzip"}))
 
     def html(self, path: str) -> str:
         return self.route(path, Route(body=HTML_PAGE, content_type="text/html; charset=utf-8"))
@@ -184,8 +232,14 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             path = self.path.split("?", 1)[0]
             with server._lock:
-                server.requests.append(SeenRequest(path=path, headers={k.lower(): v for k, v in self.headers.items()}))
+                server.requests.append(
+                    SeenRequest(path=path, headers={k.lower(): v for k, v in self.headers.items()}, at=time.monotonic())
+                )
                 route = server.routes.get(path)
+            with server.meter, (server.shared_meter or Meter()):
+                self._answer(route)
+
+        def _answer(self, route: Route | None) -> None:
             if route is None:
                 self._plain(404, b"not found")
             elif route.mode == "redirect":
@@ -202,6 +256,10 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 self._trickle(route)
             elif route.mode == "endless":
                 self._endless(route)
+            elif route.mode == "slow":
+                if server._stop.wait(route.delay):
+                    return
+                self._static(route)
             else:
                 self._static(route)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from archive.backends import open_archive
 from archive.base import SearchQuery
 from archive.documents import article_doc, story_doc
-from archive.index import TOP_LINKS, index
+from archive.index import TOP_LINKS, index, reindex, status
 from core.db import session_scope
 from core.ids import article_id
 from core.models import Article, Story
@@ -141,10 +141,37 @@ def test_a_failed_document_stays_pending(state) -> None:  # type: ignore[no-unty
     assert list(summary.failed) == [f"article:{ident}"]
     assert _indexed_at(state, Article, ident) is None
     assert list(index(state).failed) == [f"article:{ident}"]  # retried, still failing
+    queue = status(state)
+    assert (queue.pending_articles, queue.failure_count) == (1, 1)
+    assert queue.failures[0]["doc_id"] == ident and queue.failures[0]["attempts"] == 2
+    assert "ValueError" in queue.failures[0]["error"]
     with session_scope(state) as session:
         session.execute(update(Article).where(Article.id == ident).values(embedding=_unit()))
     summary = index(state)
     assert (summary.articles_indexed, summary.failed) == (1, {})
+    queue = status(state)
+    assert (queue.pending_articles, queue.pending_stories, queue.failure_count) == (0, 0, 0)
+
+
+def test_status_counts_the_queue(state) -> None:  # type: ignore[no-untyped-def]
+    queue = status(state)
+    assert (queue.pending_articles, queue.pending_stories, queue.awaiting_enrichment) == (9, 1, 1)
+    index(state)
+    assert (status(state).pending_articles, status(state).pending_stories) == (0, 0)
+
+
+def test_reindex_rebuilds_the_archive_from_the_state_db(state) -> None:  # type: ignore[no-untyped-def]
+    index(state)
+    stray = article_doc(_article(99, "Not in the state DB any more"))
+    with open_archive(state) as archive:
+        archive.index_articles([stray])
+        assert archive.count() == {"articles": 10, "stories": 1}
+    summary = reindex(state)
+    assert (summary.articles_indexed, summary.stories_indexed, summary.failed) == (9, 1, {})
+    with open_archive(state) as archive:
+        assert archive.count() == {"articles": 9, "stories": 1}
+        assert archive.get_article(stray.id) is None
+    assert index(state).articles_indexed == 0
 
 
 def test_indexed_at_is_never_before_updated_at(state) -> None:  # type: ignore[no-untyped-def]

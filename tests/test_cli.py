@@ -27,6 +27,8 @@ def cli(tmp_path, monkeypatch, embedder):
         feeds.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         monkeypatch.setenv("FLANKWATCH_VAR_DIR", str(tmp_path / "var"))
         monkeypatch.setenv("FLANKWATCH_FEEDS_FILE", str(feeds))
+        monkeypatch.setenv("FLANKWATCH_ALLOW_PRIVATE_ADDRESSES", "true")  # the feed server is on 127.0.0.1
+        monkeypatch.setenv("FLANKWATCH_FETCH_HOST_DELAY_SECONDS", "0")
         monkeypatch.setenv("COLUMNS", "220")
         get_settings.cache_clear()
         runner = CliRunner()
@@ -90,3 +92,39 @@ def test_db_upgrade_is_idempotent(cli):
     assert cli("db", "upgrade").exit_code == 0
     again = cli("db", "upgrade")
     assert again.exit_code == 0 and "head" in again.output
+
+
+def test_archive_outage_run_goes_on_and_status_shows_pending(cli, monkeypatch):
+    """Elasticsearch at a closed port on 127.0.0.1: the index stage fails fast with a clear message, the
+    alerts still go out, the new articles stay pending and `archive status` says so. The queue then drains
+    into a reachable archive (the embedded one here: no ES server can run on this machine)."""
+    dead = closed_port_url("")
+    monkeypatch.setenv("FLANKWATCH_ARCHIVE_BACKEND", "elasticsearch")
+    monkeypatch.setenv("FLANKWATCH_ELASTICSEARCH_URL", dead)
+    monkeypatch.setenv("FLANKWATCH_ELASTICSEARCH_PASSWORD", "s3cret-never-printed")
+    monkeypatch.setenv("FLANKWATCH_ELASTICSEARCH_USERNAME", "elastic")
+    get_settings.cache_clear()
+
+    result = cli("run", "--once")
+    assert result.exit_code == 1, result.output  # the run completes, and says a stage failed
+    assert "index    failed:" in result.output and "127.0.0.1" in result.output
+    assert "new_articles=8" in result.output
+    alert_line = next(line for line in result.output.splitlines() if line.startswith("alert") and "created=" in line)
+    assert "sent=0" not in alert_line and "sent=" in alert_line  # alerts flowed
+
+    status = cli("archive", "status", "--json")
+    assert status.exit_code == 0, status.output
+    payload = json.loads(status.output)
+    assert payload["reachable"] is False and payload["archive"].startswith("elasticsearch http://127.0.0.1:")
+    assert payload["pending_articles"] >= 6 and payload["pending_stories"] >= 2
+    assert "s3cret" not in status.output
+    human = cli("archive", "status")
+    assert "unreachable" in human.output and f"pending: {payload['pending_articles']} articles" in human.output
+
+    monkeypatch.setenv("FLANKWATCH_ARCHIVE_BACKEND", "sqlite")
+    get_settings.cache_clear()
+    assert cli("run", "--once").exit_code == 0
+    drained = json.loads(cli("archive", "status", "--json").output)
+    assert (drained["pending_articles"], drained["pending_stories"]) == (0, 0)
+    assert drained["held"]["articles"] == payload["pending_articles"]
+    assert drained["held"]["stories"] == payload["pending_stories"]

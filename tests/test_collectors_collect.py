@@ -10,8 +10,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-import yaml
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from collectors import errors
 from collectors.collect import collect
@@ -20,6 +19,7 @@ from collectors.normalise import canonical_url
 from core.db import session_scope
 from core.models import Article, Feed, FetchRecord
 from core.settings import Settings
+from collect_support import configure, count, records
 from feedserver import FeedServer, closed_port_url
 
 NOW = datetime(2026, 2, 22, 12, 0, tzinfo=timezone.utc)
@@ -43,44 +43,12 @@ def server() -> Iterator[FeedServer]:
         yield running
 
 
-def configure(settings: Settings, tmp_path: Path, feeds: dict[str, str | dict], **overrides: object) -> Settings:
-    """Settings whose feeds file lists `feeds` (name -> url or feed fields), with small HTTP limits for tests."""
-    entries = [{"name": name, **({"url": spec} if isinstance(spec, str) else spec)} for name, spec in feeds.items()]
-    path = tmp_path / "feeds.yaml"
-    path.write_text(yaml.safe_dump({"feeds": entries}, allow_unicode=True))
-    values: dict[str, object] = {
-        "feeds_file": path,
-        "http_connect_timeout": 1.0,
-        "http_read_timeout": 0.5,
-        "http_total_timeout": 1.0,
-        "http_max_bytes": 2_000_000,
-        "fetch_workers": 4,
-    }
-    values.update(overrides)
-    return settings.model_copy(update=values)
-
-
 def serve_outlets(server: FeedServer, shared_data: Path) -> dict[str, str | dict]:
     outlets = shared_data / "feeds" / "outlets"
     return {
         path.strip("/"): {"url": server.serve_file(path, outlets / file), "language": language}
         for path, (file, language) in OUTLETS.items()
     }
-
-
-def records(settings: Settings, run_id: str) -> dict[str, FetchRecord]:
-    with session_scope(settings) as session:
-        rows = session.execute(
-            select(Feed.name, FetchRecord)
-            .join(FetchRecord, FetchRecord.feed_id == Feed.id)
-            .where(FetchRecord.run_id == run_id)
-        ).all()
-        return {name: record for name, record in rows}
-
-
-def count(settings: Settings, model: type) -> int:
-    with session_scope(settings) as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def test_real_outlet_feeds_then_304(settings: Settings, tmp_path: Path, server: FeedServer, shared_data: Path) -> None:
@@ -128,7 +96,20 @@ def test_real_outlet_feeds_then_304(settings: Settings, tmp_path: Path, server: 
     assert first["tagesschau.xml"].items_new == 40 and first["tagesschau.xml"].http_status == 200
     assert first["dlf-europa.xml"].items_new + first["dlf-politik.xml"].items_new == len(links)
 
-    later = NOW + timedelta(minutes=10)
+    # due-only polling: ten minutes later no feed is due (the first interval is 30 minutes)
+    assert collect(settings, run_id="run-early", now=NOW + timedelta(minutes=10)).feeds == 0
+    assert len(server.requests_to("/tagesschau.xml")) == 1
+
+    # after 30 minutes the feeds are due, except those whose <ttl> asks for more (Tagesschau 90, DLF 60 min)
+    early = collect(settings, run_id="run-ttl", now=NOW + timedelta(minutes=30))
+    assert (early.feeds, early.not_modified, early.new_articles) == (len(OUTLETS) - 3, len(OUTLETS) - 3, 0)
+    with session_scope(settings) as session:
+        schedule = {f.name: (f.next_fetch_at, f.schedule_reason) for f in session.scalars(select(Feed))}
+    assert schedule["tagesschau.xml"] == (NOW + timedelta(minutes=90), "ttl")
+    assert schedule["dlf-europa.xml"] == (NOW + timedelta(minutes=60), "ttl")
+    assert schedule["spiegel.xml"] == (NOW + timedelta(minutes=30 + 45), "interval")  # nothing new: 30 -> 45 min
+
+    later = NOW + timedelta(minutes=90)
     again = collect(settings, run_id="run-2", now=later)
     assert (again.not_modified, again.ok, again.errors, again.new_articles) == (len(OUTLETS), 0, 0, 0)
     assert count(settings, Article) == summary.new_articles
@@ -186,20 +167,22 @@ def test_broken_feeds_do_not_stop_the_run(
     assert got["garbage"][1] in (errors.NOT_A_FEED, errors.PARSE_ERROR)
     assert all(r.error_message for name, r in records(settings, "broken").items() if not name.startswith("good"))
 
-    collect(settings, run_id="broken-2", now=NOW + timedelta(minutes=10))
+    collect(settings, run_id="broken-2", now=NOW + timedelta(minutes=30))
     with session_scope(settings) as session:
         feed = session.scalars(select(Feed).where(Feed.name == "server-error")).one()
         assert (feed.last_status, feed.last_error_class, feed.consecutive_failures) == ("error", errors.HTTP_5XX, 2)
-        assert feed.last_success_at is None and feed.last_fetch_at == NOW + timedelta(minutes=10)
+        assert feed.last_success_at is None and feed.last_fetch_at == NOW + timedelta(minutes=30)
+        assert feed.health == "failing" and feed.next_fetch_at == NOW + timedelta(minutes=90)  # backoff: 30, 60
         good = session.scalars(select(Feed).where(Feed.name == "good-de")).one()
         assert good.consecutive_failures == 0 and good.last_error_class is None
 
     # the server recovers: the failure count resets
     server.serve_file("/500.xml", outlets / "de" / "spiegel.xml")
-    collect(settings, run_id="broken-3", now=NOW + timedelta(minutes=20))
+    collect(settings, run_id="broken-3", now=NOW + timedelta(minutes=90))
     with session_scope(settings) as session:
         feed = session.scalars(select(Feed).where(Feed.name == "server-error")).one()
         assert (feed.last_status, feed.last_error_class, feed.consecutive_failures) == ("ok", None, 0)
+        assert feed.health == "ok" and feed.schedule_reason == "interval"
 
 
 def test_same_run_id_is_idempotent(settings: Settings, tmp_path: Path, server: FeedServer, shared_data: Path) -> None:
@@ -211,8 +194,14 @@ def test_same_run_id_is_idempotent(settings: Settings, tmp_path: Path, server: F
     settings = configure(settings, tmp_path, feeds)
     first = collect(settings, run_id="same", now=NOW)
     assert first.new_articles == 40
-    # the retry of a task: same run id, and the server no longer honours conditional requests
+    # the retry of a task: same run id; what was committed is not due again
+    assert collect(settings, run_id="same", now=NOW).feeds == 0
+    # a crash between the fetch and the commit of the schedule leaves a feed due: its articles are not
+    # stored twice, even from a server that no longer honours conditional requests
     server.serve_file("/t.xml", outlets / "de" / "tagesschau.xml", etag="", last_modified=None)
+    with session_scope(settings) as session:
+        for feed in session.scalars(select(Feed)):
+            feed.next_fetch_at = None
     second = collect(settings, run_id="same", now=NOW)
     assert (second.ok, second.new_articles, second.errors) == (1, 0, 1)
     assert count(settings, Article) == 40
@@ -280,7 +269,7 @@ def test_an_internal_error_is_recorded_and_the_run_goes_on(
     }
     settings = configure(settings, tmp_path, feeds)
 
-    import collectors.collect as stage
+    import collectors.workers as stage
 
     real = stage.normalise_entry
 
@@ -313,7 +302,7 @@ def test_origin_restricts_the_feeds_polled(settings: Settings, tmp_path: Path, s
     summary = collect(settings, run_id="demo-1", now=NOW, origin="demo")
     assert (summary.feeds, summary.ok, summary.new_articles) == (1, 1, 1)
     assert count(settings, Feed) == 2  # the feeds file is not synced into a demo run
-    everything = collect(settings, run_id="all", now=NOW)
+    everything = collect(settings, run_id="all", now=NOW + timedelta(minutes=30))
     assert (everything.feeds, everything.errors, everything.not_modified) == (2, 1, 1)
 
 
@@ -323,3 +312,194 @@ def test_no_feeds_file_and_no_feeds(settings: Settings, tmp_path: Path) -> None:
         "run_id": "empty", "feeds": 0, "ok": 0, "not_modified": 0, "errors": 0, "items_seen": 0,
         "new_articles": 0, "article_ids": [],
     }
+
+
+# --- batched writes and the parse pool -------------------------------------------------------------------
+
+
+class Crash(BaseException):
+    """A crash of the process as the collect stage sees it: nothing catches it (not an Exception)."""
+
+
+def small_feeds(server: FeedServer, count: int) -> dict[str, str]:
+    return {f"feed-{i}": server.serve_bytes(f"/f{i}.xml", lrt_feed([(100 * i + k, f"Item {i}.{k}", "text")
+                                                                 for k in range(3)])) for i in range(count)}
+
+
+def test_a_crash_between_batches_leaves_no_feed_polled_without_its_articles(
+    settings: Settings, tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 3 feeds; the second batch's transaction dies after writing everything (rolled back): the
+    feeds of the first batch are committed with their articles and FetchRecords, the others are untouched
+    and still due, and a re-run with the same run id polls exactly those and ends where one run would."""
+    import collectors.batch as batch
+    import collectors.collect as stage
+
+    settings = configure(settings, tmp_path, small_feeds(server, 8), fetch_concurrency=2)
+    monkeypatch.setattr(stage, "BATCH_FEEDS", 3)
+    monkeypatch.setattr(stage, "BATCH_SECONDS", 30.0)
+    real_write, calls = batch.write, []
+
+    def dying_write(session, run_id, outcomes, now, settings):  # type: ignore[no-untyped-def]  # fault injection
+        result = real_write(session, run_id, outcomes, now, settings)
+        calls.append(len(outcomes))
+        if len(calls) == 2:
+            session.flush()
+            raise Crash("killed after writing the second batch, before its commit")
+        return result
+
+    monkeypatch.setattr(batch, "write", dying_write)
+    with pytest.raises(Crash):
+        collect(settings, run_id="crash", now=NOW)
+    monkeypatch.undo()
+
+    with session_scope(settings) as session:
+        feeds = list(session.scalars(select(Feed)))
+        by_feed = {feed.id: 0 for feed in feeds}
+        for article in session.scalars(select(Article)):
+            by_feed[article.feed_id] += 1
+        polled = {feed.id for feed in feeds if feed.last_fetch_at is not None}
+        recorded = set(session.scalars(select(FetchRecord.feed_id)))
+        for feed in feeds:
+            if feed.id in polled:  # committed: everything of its poll is there
+                assert by_feed[feed.id] == 3 and feed.etag and feed.next_fetch_at == NOW + timedelta(minutes=30)
+            else:  # not committed: nothing of its poll is there, and it is still due
+                assert by_feed[feed.id] == 0 and feed.etag is None and feed.next_fetch_at is None
+        assert recorded == polled and len(polled) == calls[0] >= 3 and len(polled) < len(feeds)
+
+    again = collect(settings, run_id="crash", now=NOW)
+    assert (again.feeds, again.ok, again.new_articles) == (8 - len(polled), 8 - len(polled), 3 * (8 - len(polled)))
+    assert count(settings, Article) == 24 and count(settings, FetchRecord) == 8
+    assert collect(settings, run_id="crash", now=NOW).feeds == 0
+
+
+def test_a_failing_batch_is_written_feed_by_feed(
+    settings: Settings, tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database error in a batch costs only the feed that causes it (recorded as `internal`)."""
+    import collectors.batch as batch
+    import collectors.collect as stage
+
+    settings = configure(settings, tmp_path, small_feeds(server, 5))
+    monkeypatch.setattr(stage, "BATCH_SECONDS", 30.0)
+    real_store = batch.store_articles
+
+    def refusing(session, articles, now):  # type: ignore[no-untyped-def]  # fault injection
+        articles = list(articles)
+        if any(article.source == "feed-3" for article in articles):
+            raise ValueError("injected: the database refuses feed-3's rows")
+        return real_store(session, articles, now)
+
+    monkeypatch.setattr(batch, "store_articles", refusing)
+    summary = collect(settings, run_id="partial", now=NOW)
+    assert (summary.ok, summary.errors, summary.new_articles) == (4, 1, 12)
+    got = records(settings, "partial")
+    assert got["feed-3"].error_class == errors.INTERNAL and "injected" in (got["feed-3"].error_message or "")
+    assert {name: r.items_new for name, r in got.items() if name != "feed-3"} == {
+        f"feed-{i}": 3 for i in (0, 1, 2, 4)}
+
+
+def test_the_parse_pool_gives_what_parsing_in_process_gives(
+    settings: Settings, tmp_path: Path, server: FeedServer, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the pool forced on from the first body, the stored articles are exactly what `read_body` gives
+    in this process for the same bodies, and the bodies were parsed in other processes."""
+    import os
+
+    import collectors.workers as workers
+
+    settings = configure(settings, tmp_path, serve_outlets(server, shared_data))
+    monkeypatch.setattr(workers, "POOL_AFTER_BODIES", 0)
+    seen: dict[str, object] = {}
+    real_close = workers.Readers.close
+
+    def spy(self):  # type: ignore[no-untyped-def]
+        seen.update(pids=list(self.pids), bodies=self.bodies)
+        real_close(self)
+
+    monkeypatch.setattr(workers.Readers, "close", spy)
+    summary = collect(settings, run_id="pool", now=NOW)
+    assert (summary.ok, summary.errors) == (len(OUTLETS), 0)
+    assert seen["bodies"] == len(OUTLETS) and seen["pids"] and os.getpid() not in seen["pids"]  # type: ignore[operator]
+
+    expected: dict[str, workers.NormalisedArticle] = {}
+    with session_scope(settings) as session:
+        feeds = {feed.url: feed for feed in session.scalars(select(Feed))}
+        for path, (file, _language) in sorted(OUTLETS.items()):
+            feed = next(f for url, f in feeds.items() if url.endswith(path))
+            fields = workers.FeedFields(id=feed.id, url=feed.url, name=feed.name, language=feed.language)
+            body = (shared_data / "feeds" / "outlets" / file).read_bytes()
+            reading = workers.read_body(fields, body, feed.url, "application/rss+xml; charset=utf-8",
+                                        settings.max_items_per_feed, NOW)
+            for article in reading.articles:
+                expected.setdefault(article.id, article)
+        stored = {a.id: a for a in session.scalars(select(Article))}
+    assert set(stored) == set(expected)
+    for article_id, article in expected.items():
+        row = stored[article_id]
+        assert (row.url, row.canonical_url, row.guid, row.title, row.summary, row.content, row.language,
+                row.published_at, row.content_hash, row.fetched_at) == (
+            article.url, article.canonical_url, article.guid, article.title, article.summary, article.content,
+            article.language, article.published_at, article.content_hash, article.fetched_at)
+
+
+def read_all(readers, jobs):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with readers:
+            return [await readers.read(*job) for job in jobs]
+
+    return asyncio.run(run())
+
+
+def test_the_pool_classifies_bodies_as_the_process_does(shared_data: Path) -> None:
+    """Errors (FeedError classes and messages), counts and articles are the same through the pool."""
+    from collectors.workers import FeedFields, Readers, read_body
+    from feedserver import BILLION_LAUGHS, HTML_PAGE
+
+    fields = FeedFields(id=1, url="https://outlet.example/rss", name="outlet", language="en")
+    bodies = [
+        ((shared_data / "feeds" / "outlets" / "en" / "wsj_world.xml").read_bytes(), "application/rss+xml"),
+        (HTML_PAGE, "text/html"),
+        (BILLION_LAUGHS, "application/xml"),
+        (bytes(range(256)) * 40, "application/octet-stream"),
+        (b"   ", None),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [{"id": "1", '
+         b'"url": "https://outlet.example/1", "title": "One"}]}', "application/feed+json"),
+    ]
+    jobs = [(fields, body, fields.url, content_type, 200, NOW) for body, content_type in bodies]
+    readers = Readers(pool_after=0, workers=2)
+    through_pool = read_all(readers, jobs)
+    assert readers.pids and readers.bodies == len(jobs)
+    assert through_pool == [read_body(*job) for job in jobs]
+    assert [r.error_class for r in through_pool] == [
+        None, errors.NOT_A_FEED, errors.XML_ENTITIES, through_pool[3].error_class, errors.NOT_A_FEED, None]
+    assert through_pool[0].items_seen == 70 and len(through_pool[5].articles) == 1
+
+
+def test_a_dead_worker_sends_the_run_back_to_in_process_parsing(shared_data: Path) -> None:
+    """A worker killed mid-run (out of memory, say) breaks the pool: the body it had and every later one are
+    parsed in this process, with the same result."""
+    import asyncio
+    import os
+    import signal
+
+    from collectors.workers import FeedFields, Readers, read_body
+
+    fields = FeedFields(id=1, url="https://outlet.example/rss", name="outlet", language="de")
+    body = (shared_data / "feeds" / "outlets" / "de" / "tagesschau.xml").read_bytes()
+    job = (fields, body, fields.url, "application/rss+xml", 200, NOW)
+    readers = Readers(pool_after=0, workers=2)
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with readers:
+            first = await readers.read(*job)
+            for pid in readers.pids:
+                os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            return first, await readers.read(*job), await readers.read(*job)
+
+    results = asyncio.run(run())
+    assert readers.pool_failed and readers.pool is None
+    assert list(results) == [read_body(*job)] * 3 and results[0].items_seen == 40

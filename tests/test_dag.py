@@ -81,6 +81,7 @@ def test_dag_test_runs_green_end_to_end(airflow_db, tmp_path, monkeypatch, embed
         feeds = write_feeds_file(tmp_path / "feeds.yaml", server)
         monkeypatch.setenv("FLANKWATCH_VAR_DIR", str(settings.var_dir))
         monkeypatch.setenv("FLANKWATCH_FEEDS_FILE", str(feeds))
+        monkeypatch.setenv("FLANKWATCH_ALLOW_PRIVATE_ADDRESSES", "true")  # the feed server is on 127.0.0.1
         monkeypatch.setenv("FLANKWATCH_SLACK_API_URL", slack.url)
         monkeypatch.setenv("FLANKWATCH_SLACK_CHANNEL", "#flank")
         connections = tmp_path / "connections.json"

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 def served(settings, tmp_path, embedder):
     with ReplayServer(ITEMS) as server:
         feeds = write_feeds_file(tmp_path / "feeds.yaml", server)
-        yield server, settings.model_copy(update={"feeds_file": feeds})
+        # the replay server is on 127.0.0.1: lift the SSRF guard; no politeness delay toward our own server
+        local = {"allow_private_addresses": True, "fetch_host_delay_seconds": 0.0}
+        yield server, settings.model_copy(update={"feeds_file": feeds, **local})
 
 
 def test_one_cycle_makes_stories_archive_and_alerts(served):
