@@ -37,7 +37,7 @@ from collectors.fulltext import articles_to_fetch, fetch_fulltexts
 from collectors.http import FetchResult, SlotLimiter, fetch_feed, make_client
 from collectors.outcome import DueFeed, FeedOutcome
 from collectors.politeness import Limiter, NoLimits, Ticketed
-from collectors.workers import FeedFields, Readers, read_body, worker_count
+from collectors.workers import Readers, read_body, worker_count
 from core.db import session_scope
 from core.models import Feed
 from core.settings import Settings
@@ -91,13 +91,8 @@ async def poll_feed(client: httpx.AsyncClient, feed: DueFeed, settings: Settings
         if fetch.status == "not_modified":
             return outcome
         body, fetch.body = fetch.body, b""  # the outcome outlives the poll: do not keep megabytes in it
-        fields = FeedFields(id=feed.id, url=feed.url, name=feed.name, language=feed.language,
-                            country=feed.country, fulltext=feed.fulltext)
-        job = (fields, body, fetch.final_url or feed.url, fetch.content_type, settings.max_items_per_feed, now)
-        reading = await (readers.read(*job) if readers is not None else asyncio.to_thread(read_body, *job))
-        outcome.articles, outcome.items_seen, outcome.skipped = reading.articles, reading.items_seen, reading.skipped
-        outcome.error_class, outcome.error_message = reading.error_class, reading.error_message
-        outcome.ttl_minutes, outcome.items_per_day = reading.ttl_minutes, reading.items_per_day
+        job = (feed, body, fetch.final_url or feed.url, fetch.content_type, settings.max_items_per_feed, now)
+        outcome.take(await (readers.read(*job) if readers is not None else asyncio.to_thread(read_body, *job)))
         if feed.fulltext and outcome.articles and not outcome.error_class:
             await _add_fulltext(client, outcome, settings, limiter)
         outcome.ticket, ticket = ticket, None  # its articles take the room until they are written

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 
 from collectors import schedule
 from collectors.http import FetchResult
-from collectors.normalise import NormalisedArticle
 from collectors.politeness import Ticket
-from collectors.workers import FeedFields
+from collectors.workers import FeedFields, Reading
 
 
 @dataclass(frozen=True)
@@ -20,18 +19,12 @@ class DueFeed(FeedFields):
 
 
 @dataclass
-class FeedOutcome:
-    """What polling one feed gave, before anything is written."""
+class FeedOutcome(Reading):
+    """What polling one feed gave, before anything is written: the fetch, and what its body gave (the
+    `Reading`'s fields, empty for a 304 or a failed fetch)."""
 
-    feed_id: int
-    fetch: FetchResult
-    articles: list[NormalisedArticle] = field(default_factory=list)
-    items_seen: int = 0
-    skipped: int = 0
-    error_class: str | None = None
-    error_message: str | None = None
-    ttl_minutes: int | None = None
-    items_per_day: float | None = None
+    feed_id: int = field(kw_only=True)
+    fetch: FetchResult = field(kw_only=True)
     # the room its body took among those not yet written (see `collectors.collect.poll_feed`); given back
     # once the outcome is committed
     ticket: Ticket | None = field(default=None, repr=False, compare=False)
@@ -39,6 +32,11 @@ class FeedOutcome:
     @property
     def status(self) -> str:
         return "error" if self.error_class else self.fetch.status
+
+    def take(self, reading: Reading) -> None:
+        """Adopt what the body gave."""
+        for name in Reading.__dataclass_fields__:
+            setattr(self, name, getattr(reading, name))
 
     def hints(self) -> schedule.Hints:
         ttl = self.ttl_minutes * 60.0 if self.ttl_minutes else None
