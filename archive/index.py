@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, upda
 from sqlalchemy.orm import Session, aliased
 
 from archive.backends import open_archive
-from archive.base import ArchiveBackend
+from archive.base import ArchiveBackend, IndexReport
 from archive.documents import article_doc, story_doc
 from core.db import session_scope
 from core.models import Article, IndexFailure, Story
@@ -76,9 +76,13 @@ def index(
     return summary
 
 
+def _stale(model: type[Article] | type[Story]) -> ColumnElement[bool]:
+    """Not in the archive, or changed since (the module doc's definition of pending)."""
+    return or_(model.indexed_at.is_(None), model.indexed_at != model.updated_at)
+
+
 def _pending(session: Session, model: type[Article] | type[Story], *where: ColumnElement[bool]) -> list[str]:
-    stale = or_(model.indexed_at.is_(None), model.indexed_at != model.updated_at)
-    return list(session.scalars(select(model.id).where(stale, *where).order_by(model.id)))
+    return list(session.scalars(select(model.id).where(_stale(model), *where).order_by(model.id)))
 
 
 def _batches(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -91,19 +95,7 @@ def _index_articles(
 ) -> int:
     with session_scope(settings) as session:
         articles = session.scalars(select(Article).where(Article.id.in_(ids))).all()
-        docs = []
-        for article in articles:
-            try:
-                docs.append(article_doc(article))
-            except (ValueError, TypeError) as exc:  # e.g. a corrupt embedding blob
-                failed[f"article:{article.id}"] = f"{type(exc).__name__}: {exc}"
-        report = archive.index_articles(docs)
-        failures = {a.id: failed[f"article:{a.id}"] for a in articles if f"article:{a.id}" in failed}
-        failures.update(report.failed)
-        failed.update({f"article:{doc_id}": reason for doc_id, reason in failures.items()})
-        _mark(session, Article, report.indexed, {a.id: a.updated_at for a in articles})
-        _note_failures(session, "article", report.indexed, failures)
-        return len(report.indexed)
+        return len(_send(session, Article, "article", articles, article_doc, archive.index_articles, failed))
 
 
 def _index_stories(
@@ -115,21 +107,38 @@ def _index_stories(
         if merged:  # absorbed by another story: it leaves the archive, its articles point at the survivor
             archive.delete_stories(story.id for story in merged)
             _mark(session, Story, [story.id for story in merged], {s.id: s.updated_at for s in merged})
+            _note_failures(session, "story", [story.id for story in merged], {})
             stories = [story for story in stories if story.merged_into is None]
         links = _recent_articles(session, ids)
-        docs = []
-        for story in stories:
-            try:
-                docs.append(story_doc(story, links.get(story.id, [])))
-            except (ValueError, TypeError) as exc:
-                failed[f"story:{story.id}"] = f"{type(exc).__name__}: {exc}"
-        report = archive.index_stories(docs)
-        failures = {s.id: failed[f"story:{s.id}"] for s in stories if f"story:{s.id}" in failed}
-        failures.update(report.failed)
-        failed.update({f"story:{doc_id}": reason for doc_id, reason in failures.items()})
-        _mark(session, Story, report.indexed, {s.id: s.updated_at for s in stories})
-        _note_failures(session, "story", report.indexed + [s.id for s in merged], failures)
-        return len(report.indexed)
+        indexed = _send(session, Story, "story", stories, lambda story: story_doc(story, links.get(story.id, [])),
+                        archive.index_stories, failed)
+        return len(indexed)
+
+
+def _send(
+    session: Session,
+    model: type[Article] | type[Story],
+    kind: str,
+    rows: Sequence[Any],
+    to_doc: Callable[[Any], Any],
+    index_docs: Callable[[list[Any]], IndexReport],
+    failed: dict[str, str],
+) -> list[str]:
+    """Turn rows into documents, index them, mark what went through and note what did not (a row that
+    cannot become a document, e.g. a corrupt embedding blob, fails like one the backend refused); the ids
+    indexed. `failed` gathers the run's failures as "<kind>:<id>" -> reason."""
+    docs, failures = [], {}
+    for row in rows:
+        try:
+            docs.append(to_doc(row))
+        except (ValueError, TypeError) as exc:
+            failures[row.id] = f"{type(exc).__name__}: {exc}"
+    report = index_docs(docs)
+    failures.update(report.failed)
+    failed.update({f"{kind}:{doc_id}": reason for doc_id, reason in failures.items()})
+    _mark(session, model, report.indexed, {row.id: row.updated_at for row in rows})
+    _note_failures(session, kind, report.indexed, failures)
+    return report.indexed
 
 
 def _recent_articles(session: Session, story_ids: Sequence[str]) -> dict[str, list[Article]]:
@@ -219,8 +228,7 @@ def status(settings: Settings, *, limit: int = 10) -> ArchiveStatus:
     """The archive's pending queue, read from the state DB only (works while the backend is down)."""
     with session_scope(settings) as session:
         def pending(model: type[Article] | type[Story], *where: ColumnElement[bool]) -> int:
-            stale = or_(model.indexed_at.is_(None), model.indexed_at != model.updated_at)
-            return session.scalar(select(func.count()).select_from(model).where(stale, *where)) or 0
+            return session.scalar(select(func.count()).select_from(model).where(_stale(model), *where)) or 0
 
         rows = session.scalars(
             select(IndexFailure).order_by(IndexFailure.last_failed_at.desc(), IndexFailure.doc_id).limit(limit)

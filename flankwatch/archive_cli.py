@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -29,10 +28,12 @@ def target(settings: Settings) -> str:
     """Where the archive lives, safe to print: a file path, or the Elasticsearch URL without credentials."""
     if settings.archive_backend == "sqlite":
         return f"sqlite {settings.archive_path}"
-    parts = urlsplit(settings.elasticsearch_url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return f"elasticsearch {urlunsplit((parts.scheme, netloc, parts.path, '', ''))}"
+    from archive.es_requests import split_url
+
+    try:
+        return f"elasticsearch {split_url(settings.elasticsearch_url)[0]}"
+    except ValueError:
+        return "elasticsearch (invalid FLANKWATCH_ELASTICSEARCH_URL)"
 
 
 @archive_app.command("status")
