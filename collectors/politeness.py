@@ -59,7 +59,10 @@ class Limiter:
         `before_start` is awaited after the host's delay and before the global slot (the collect stage
         waits there for room among the bodies not yet written: that wait must not hold a global slot, and it
         must come after the delay, so that a task waiting for its host holds no room)."""
-        host = self._hosts.setdefault(host_key(url), _Host(self.per_host))
+        key = host_key(url)
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(self.per_host)
         async with host.slots:
             if self.host_delay:
                 async with host.lock:  # starts are spaced one by one, in the order the slots were taken

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, insert, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from collectors.normalise import TEXT_FULLTEXT, NormalisedArticle
@@ -132,24 +132,26 @@ def _ambiguous_guids(articles: Sequence[NormalisedArticle]) -> set[tuple[int, st
 def _lookup(
     session: Session, articles: Sequence[NormalisedArticle], ambiguous: set[tuple[int, str]]
 ) -> tuple[dict[str, _Stored], dict[tuple[int, str], str], dict[tuple[str, str], list[datetime]]]:
-    """Stored articles that the batch may repeat: by id, by GUID hash (of the same feed, filtered here), by
-    title hash (of the same source, in the window around the batch's dates). One query per `_CHUNK`."""
+    """Stored articles that the batch may repeat: by id, by GUID hash of the same feed, by title hash of the
+    same source (in the window around the batch's dates). One query per `_CHUNK`."""
     by_id: dict[str, _Stored] = {}
     by_guid: dict[tuple[int, str], str] = {}
     by_title: dict[tuple[str, str], list[datetime]] = {}
     for start in range(0, len(articles), _CHUNK):
         chunk = articles[start : start + _CHUNK]
         conditions = [Article.id.in_({a.id for a in chunk})]
-        guids = {key[1] for a in chunk if (key := _guid_key(a)) is not None and key not in ambiguous}
+        # row values in the order of the indexes (guid_hash, feed_id) and (title_hash, source, published_at):
+        # a wire copy's GUID or title stored by a hundred other feeds is not even read
+        guids = {(key[1], key[0]) for a in chunk if (key := _guid_key(a)) is not None and key not in ambiguous}
         if guids:
-            conditions.append(Article.guid_hash.in_(guids))
+            conditions.append(tuple_(Article.guid_hash, Article.feed_id).in_(guids))
         titled = [a for a in chunk if a.title_hash]
         if titled:
             earliest = min(a.published_at for a in titled) - DEDUP_WINDOW
             latest = max(a.published_at for a in titled) + DEDUP_WINDOW
             conditions.append(
                 and_(
-                    Article.title_hash.in_({a.title_hash for a in titled}),
+                    tuple_(Article.title_hash, Article.source).in_({(a.title_hash, a.source) for a in titled}),
                     Article.published_at > earliest,
                     Article.published_at < latest,
                 )

@@ -57,7 +57,9 @@ def test_real_outlet_feeds_then_304(settings: Settings, tmp_path: Path, server: 
     summary = collect(settings, run_id="run-1", now=NOW, progress=lambda done, total: calls.append((done, total)))
 
     result = summary.to_dict()
-    assert set(result) == {"run_id", "feeds", "ok", "not_modified", "errors", "items_seen", "new_articles", "article_ids"}
+    assert set(result) == {"run_id", "feeds", "ok", "not_modified", "errors", "items_seen", "new_articles",
+                           "updated_articles", "article_ids"}
+    assert result["updated_articles"] == 0
     assert result["run_id"] == "run-1" and result["feeds"] == len(OUTLETS)
     assert (result["ok"], result["errors"], result["not_modified"]) == (len(OUTLETS), 0, 0)
     assert result["new_articles"] == len(result["article_ids"]) == len(set(result["article_ids"])) > 400
@@ -242,7 +244,7 @@ def test_updated_entry_updates_instead_of_duplicating(settings: Settings, tmp_pa
     server.serve_bytes("/lrt.xml", edited)
     later = NOW + timedelta(hours=1)
     second = collect(settings, run_id="u2", now=later)
-    assert second.new_articles == 1 and second.items_seen == 4
+    assert second.new_articles == 1 and second.items_seen == 4 and second.updated_articles == 1
     with session_scope(settings) as session:
         articles = {a.canonical_url.rsplit("/", 1)[1]: a for a in session.scalars(select(Article))}
         assert sorted(articles) == ["1", "2", "3"]
@@ -310,7 +312,7 @@ def test_no_feeds_file_and_no_feeds(settings: Settings, tmp_path: Path) -> None:
     settings = settings.model_copy(update={"feeds_file": tmp_path / "absent.yaml"})
     assert collect(settings, run_id="empty").to_dict() == {
         "run_id": "empty", "feeds": 0, "ok": 0, "not_modified": 0, "errors": 0, "items_seen": 0,
-        "new_articles": 0, "article_ids": [],
+        "new_articles": 0, "updated_articles": 0, "article_ids": [],
     }
 
 
@@ -382,7 +384,7 @@ def test_a_failing_batch_is_written_feed_by_feed(
 
     settings = configure(settings, tmp_path, small_feeds(server, 5))
     monkeypatch.setattr(stage, "BATCH_SECONDS", 30.0)
-    real_store = batch.store_articles
+    real_store = batch.store_articles_report
 
     def refusing(session, articles, now):  # type: ignore[no-untyped-def]  # fault injection
         articles = list(articles)
@@ -390,7 +392,7 @@ def test_a_failing_batch_is_written_feed_by_feed(
             raise ValueError("injected: the database refuses feed-3's rows")
         return real_store(session, articles, now)
 
-    monkeypatch.setattr(batch, "store_articles", refusing)
+    monkeypatch.setattr(batch, "store_articles_report", refusing)
     summary = collect(settings, run_id="partial", now=NOW)
     assert (summary.ok, summary.errors, summary.new_articles) == (4, 1, 12)
     got = records(settings, "partial")
