@@ -142,15 +142,18 @@ def _lookup(
         conditions = [Article.id.in_({a.id for a in chunk})]
         # row values in the order of the indexes (guid_hash, feed_id) and (title_hash, source, published_at):
         # a wire copy's GUID or title stored by a hundred other feeds is not even read
+        # (the single-column IN beside each is what lets SQLite's OR optimisation search the index at all)
         guids = {(key[1], key[0]) for a in chunk if (key := _guid_key(a)) is not None and key not in ambiguous}
         if guids:
-            conditions.append(tuple_(Article.guid_hash, Article.feed_id).in_(guids))
+            conditions.append(and_(Article.guid_hash.in_({guid for guid, _ in guids}),
+                                   tuple_(Article.guid_hash, Article.feed_id).in_(guids)))
         titled = [a for a in chunk if a.title_hash]
         if titled:
             earliest = min(a.published_at for a in titled) - DEDUP_WINDOW
             latest = max(a.published_at for a in titled) + DEDUP_WINDOW
             conditions.append(
                 and_(
+                    Article.title_hash.in_({a.title_hash for a in titled}),
                     tuple_(Article.title_hash, Article.source).in_({(a.title_hash, a.source) for a in titled}),
                     Article.published_at > earliest,
                     Article.published_at < latest,

@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 
-from collectors.http import classify_exception
+from collectors.http import classify_exception, make_client
 from collectors.safety import AddressPolicy
 from collectors.transport import LeanTransport
+from core.settings import Settings
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "RawServer"], Awaitable[None]]
 
@@ -270,5 +272,19 @@ def test_private_addresses_are_refused_unless_allowed() -> None:
             trusted = LeanTransport(AddressPolicy.build(False, ["127.0.0.0/8"]))
             async with httpx.AsyncClient(transport=trusted) as http:
                 assert (await http.get(server.url)).content == b"hello"
+
+    run(go())
+
+
+def test_the_feed_client_keeps_no_cookies(tmp_path: Path) -> None:
+    setting = OK.replace(b"Content-Length", b"Set-Cookie: session=abc; Path=/\r\nContent-Length")
+    settings = Settings(var_dir=tmp_path, allow_private_addresses=True)
+
+    async def go() -> None:
+        async with RawServer(keep_alive(setting)) as server, make_client(settings) as http:
+            await http.get(server.url)
+            await http.get(server.url)
+            assert len(server.requests) == 2 and all(b"cookie" not in head.lower() for head in server.requests)
+            assert not http.cookies
 
     run(go())
