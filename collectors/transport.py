@@ -282,7 +282,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self.max_idle = default_max_idle() if max_idle is None else max_idle
         self.keepalive_expiry = keepalive_expiry
         self.max_head_bytes = max_head_bytes
-        self.connections_opened = 0
         self._idle: dict[_Connection, None] = {}  # every idle connection, oldest first
         self._idle_by_origin: dict[Origin, list[_Connection]] = {}
 
@@ -354,7 +353,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 last = httpx.ConnectError(str(exc) or type(exc).__name__)
                 last.__cause__ = exc
             else:
-                self.connections_opened += 1
                 return connection
             connection.close()
             if deadline is not None and loop.time() >= deadline:
