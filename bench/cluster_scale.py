@@ -6,8 +6,7 @@ from real headlines of ../shared/data (Reddit news, WSJ, Russian-language media)
 two words of the same vocabulary and given a random unit embedding; `StoryClusterer.load` builds its index
 from them as the start of a run does. Then `--queries` real UCI dev headlines with their real embeddings
 are assigned with the configured thresholds, in committed batches as the enrichment stage does (candidates
-through the inverted index, scoring, joins, events, persist; storing the articles is not timed, as in
-bench/cluster_eval.py), three times (the best pass counts). Prints the per-article time per size and the
+through the inverted index, scoring, joins, events, persist; storing the articles is not timed), three times (the best pass counts). Prints the per-article time per size and the
 ratio largest/smallest; the goal is at most 1.5. The last line is one JSON object.
 """
 
@@ -25,9 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from cluster_eval import assign_in_batches
 from core.db import session_scope, upgrade
 from core.ids import stable_id
 from core.models import Article, Story
@@ -35,6 +33,7 @@ from core.settings import Settings
 from core.vectors import normalise, to_bytes
 from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import article_text, get_embedder
+from enrichment.enrich import BATCH_SIZE
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOPIC = "scale"
@@ -103,6 +102,22 @@ def background(settings: Settings, size: int, fill_titles: list[str], dim: int, 
         with session_scope(settings) as session:
             session.execute(insert(Story), stories)
             session.add_all(articles)
+
+
+def assign_in_batches(
+    settings: Settings, clusterer: StoryClusterer, ids: list[str], vectors: np.ndarray, batch: int = BATCH_SIZE
+) -> None:
+    """Assign stored articles (`ids`, in arrival order, with their `vectors`) in committed batches, each
+    article at its publication time, as `enrichment.enrich` does."""
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        with session_scope(settings) as session:
+            articles = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(chunk)))}
+            for index, article_id in enumerate(chunk, start):
+                article = articles[article_id]
+                clusterer.assign(session, article, vectors[index], article.published_at)
+                article.enriched_at = article.published_at
+            clusterer.persist(session)
 
 
 def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: list[str], model: str) -> dict:

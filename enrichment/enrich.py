@@ -3,14 +3,22 @@
 Pending articles (`enriched_at IS NULL`) are processed in publication order, in batches that each commit
 on their own: a crash loses at most the unfinished batch, which the next run redoes from scratch (its
 story updates were rolled back with it, so no article is ever counted twice in a story).
+
+Embeddings are computed ahead of the batches, for `EMBED_CHUNK` pending articles in one call: the model
+sorts the texts of a call by length and pads each of its mini-batches to the longest, so one call per
+64-article batch made it read 35% more tokens than one call for all (UCI headlines: 69,177 against 51,287
+word pieces; 1,024 per call: 52,696). A vector computed ahead is used only if the article's text is still the
+text that was embedded (the collector may have updated the article meanwhile).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -21,13 +29,14 @@ from core.models import Article
 from core.settings import Settings
 from core.vectors import from_bytes, to_bytes
 from enrichment.clustering import StoryClusterer
-from enrichment.embeddings import article_text, get_embedder
+from enrichment.embeddings import Embedder, article_text, get_embedder
 from enrichment.language import detect_language
 from enrichment.relevance import TopicProfile, best_relevance, compile_topics
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
+EMBED_CHUNK = 1024  # pending articles embedded in one call (a multiple of the batch size)
 LANGUAGE_TEXT_CHARS = 600  # of title + summary: enough for py3langid, cheap
 
 
@@ -38,6 +47,9 @@ class EnrichSummary:
     stories_created: int = 0
     stories_updated: int = 0  # existing stories that took new articles in this run
     story_ids: list[str] = field(default_factory=list)  # stories created or updated, in order
+    # seconds per step (language, embedding, relevance, clustering, database: loading, flushing and
+    # committing the batches): where a slow run spends its time
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,20 +63,71 @@ class _BatchResult:
     joined: list[str] = field(default_factory=list)
 
 
-def _embeddings(articles: list[Article], settings: Settings) -> list[np.ndarray]:
-    """Each article's embedding: the stored one when it was made by the configured model, else computed
-    (all missing ones of the batch in one call)."""
+# article id -> (the text embedded, its vector)
+Prefetched = dict[str, tuple[str, np.ndarray]]
+
+
+class _Clock:
+    """Seconds per step, summed over a run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+def _stored_vector(blob: bytes | None, model: str | None, embedder: Embedder) -> np.ndarray | None:
+    """An article's stored embedding (`blob`, made by `model`) when the configured model made it."""
+    if blob and model == embedder.name:
+        vector = from_bytes(blob)
+        if vector.shape == (embedder.dim,):
+            return vector
+    return None
+
+
+def _embed_ahead(settings: Settings, ids: list[str]) -> Prefetched:
+    """Embeddings of the pending articles of `ids` that have none of the configured model, in one call."""
+    embedder = get_embedder(settings.embedding_model)
+    with session_scope(settings) as session:
+        rows = session.execute(
+            select(Article.id, Article.title, Article.summary, Article.embedding, Article.embedding_model)
+            .where(Article.id.in_(ids), Article.enriched_at.is_(None))
+        ).all()
+    texts = {
+        row.id: article_text(row.title, row.summary)
+        for row in rows
+        if _stored_vector(row.embedding, row.embedding_model, embedder) is None
+    }
+    vectors = embedder.encode(list(texts.values()), batch_size=settings.embedding_batch_size)
+    return {key: (text, vector) for (key, text), vector in zip(texts.items(), vectors)}
+
+
+def _embeddings(articles: list[Article], settings: Settings, prefetched: Prefetched) -> list[np.ndarray]:
+    """Each article's embedding: the stored one when it was made by the configured model, else the one
+    computed ahead if its text is unchanged, else computed now (the batch's remaining ones in one call)."""
     embedder = get_embedder(settings.embedding_model)
     vectors: list[np.ndarray | None] = []
     missing: list[int] = []
     for index, article in enumerate(articles):
-        if article.embedding and article.embedding_model == embedder.name:
-            vector = from_bytes(article.embedding)
-            if vector.shape == (embedder.dim,):
-                vectors.append(vector)
-                continue
-        vectors.append(None)
-        missing.append(index)
+        vector = _stored_vector(article.embedding, article.embedding_model, embedder)
+        if vector is None:
+            text, vector = prefetched.get(article.id, ("", None))
+            if vector is not None and text != article_text(article.title, article.summary):
+                vector = None  # edited since it was embedded
+            if vector is not None:
+                article.embedding, article.embedding_model = to_bytes(vector), embedder.name
+        vectors.append(vector)
+        if vector is None:
+            missing.append(index)
     if missing:
         texts = [article_text(articles[i].title, articles[i].summary) for i in missing]
         computed = embedder.encode(texts, batch_size=settings.embedding_batch_size)
@@ -76,42 +139,59 @@ def _embeddings(articles: list[Article], settings: Settings) -> list[np.ndarray]
 
 
 def _enrich_batch(
-    settings: Settings, ids: list[str], profiles: list[TopicProfile], clusterer: StoryClusterer, now: datetime
+    settings: Settings,
+    ids: list[str],
+    profiles: list[TopicProfile],
+    clusterer: StoryClusterer,
+    now: datetime,
+    prefetched: Prefetched,
+    clock: _Clock,
 ) -> _BatchResult:
     result = _BatchResult()
     with session_scope(settings) as session:
-        articles = list(
-            session.scalars(
-                select(Article)
-                .where(Article.id.in_(ids), Article.enriched_at.is_(None))
-                .order_by(Article.published_at, Article.id)
+        with clock.step("database"):
+            articles = list(
+                session.scalars(
+                    select(Article)
+                    .where(Article.id.in_(ids), Article.enriched_at.is_(None))
+                    .order_by(Article.published_at, Article.id)
+                )
             )
-        )
         if not articles:
             return result
-        for article in articles:
-            text = f"{article.title or ''} {article.summary or ''}"[:LANGUAGE_TEXT_CHARS]
-            article.language = detect_language(text, hint=article.language)
-        vectors = _embeddings(articles, settings)
-        for article, vector in zip(articles, vectors):
-            scores = [
-                profile.score(article.title, article.summary, vector, article.language) for profile in profiles
-            ]
-            best = best_relevance(scores)
-            if best is None:
-                article.topic, article.relevance, article.relevant = None, None, False
-                article.relevance_reason = "no topics configured"
-            else:
-                article.topic, article.relevance = best.topic, best.score
-                article.relevance_reason, article.relevant = best.reason, best.relevant
-            if article.relevant:
-                result.relevant += 1
-                assignment = clusterer.assign(session, article, vector, now)
-                (result.created if assignment.created else result.joined).append(assignment.story_id)
-            article.enriched_at = now
-            article.updated_at = now
-            result.enriched += 1
-        clusterer.persist(session)
+        with clock.step("language"):
+            for article in articles:
+                text = f"{article.title or ''} {article.summary or ''}"[:LANGUAGE_TEXT_CHARS]
+                article.language = detect_language(text, hint=article.language)
+        with clock.step("embedding"):
+            vectors = _embeddings(articles, settings, prefetched)
+        with clock.step("relevance"):
+            for article, vector in zip(articles, vectors):
+                scores = [
+                    profile.score(article.title, article.summary, vector, article.language) for profile in profiles
+                ]
+                best = best_relevance(scores)
+                if best is None:
+                    article.topic, article.relevance, article.relevant = None, None, False
+                    article.relevance_reason = "no topics configured"
+                else:
+                    article.topic, article.relevance = best.topic, best.score
+                    article.relevance_reason, article.relevant = best.reason, best.relevant
+                article.enriched_at = now
+                article.updated_at = now
+                result.enriched += 1
+        with clock.step("clustering"):
+            for article, vector in zip(articles, vectors):
+                if article.relevant:
+                    result.relevant += 1
+                    assignment = clusterer.assign(session, article, vector, now)
+                    (result.created if assignment.created else result.joined).append(assignment.story_id)
+        with clock.step("database"):
+            session.flush()  # the articles' rows: language, relevance and story in one UPDATE each
+        with clock.step("clustering"):
+            clusterer.persist(session)  # the stories' rows, events and merges
+        committing = time.perf_counter()
+    clock.add("database", time.perf_counter() - committing)
     return result
 
 
@@ -124,7 +204,7 @@ def enrich(
 ) -> EnrichSummary:
     """Enrich every pending article; see the module docstring. Safe to re-run: a second run finds
     nothing pending and changes nothing."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with session_scope(settings) as session:
         pending = list(
             session.scalars(
@@ -145,22 +225,35 @@ def enrich(
     created: set[str] = set()
     updated: set[str] = set()
     done = 0
-    for start in range(0, total, batch_size):
-        batch = pending[start : start + batch_size]
-        result = _enrich_batch(settings, batch, profiles, clusterer, now)  # committed when it returns
-        summary.enriched += result.enriched
-        summary.relevant += result.relevant
-        for story_id in result.created:
-            created.add(story_id)
-            summary.story_ids.append(story_id)
-        for story_id in result.joined:
-            if story_id not in created and story_id not in updated:
-                updated.add(story_id)
-                summary.story_ids.append(story_id)
-        done += len(batch)
-        if progress:
-            progress(done, total)
-        log.info("enriched %d/%d articles (%d relevant so far)", done, total, summary.relevant)
+    clock = _Clock()
+    chunk_size = batch_size * max(1, EMBED_CHUNK // batch_size)
+    for chunk_start in range(0, total, chunk_size):
+        chunk = pending[chunk_start : chunk_start + chunk_size]
+        with clock.step("embedding"):
+            prefetched = _embed_ahead(settings, chunk)
+        for start in range(0, len(chunk), batch_size):
+            batch = chunk[start : start + batch_size]
+            # committed when it returns
+            result = _enrich_batch(settings, batch, profiles, clusterer, now, prefetched, clock)
+            _count(summary, result, created, updated)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+            log.info("enriched %d/%d articles (%d relevant so far)", done, total, summary.relevant)
     summary.stories_created = len(created)
     summary.stories_updated = len(updated)
+    summary.step_seconds = {name: round(seconds, 3) for name, seconds in clock.seconds.items()}
     return summary
+
+
+def _count(summary: EnrichSummary, result: _BatchResult, created: set[str], updated: set[str]) -> None:
+    """Add a committed batch to the run's summary."""
+    summary.enriched += result.enriched
+    summary.relevant += result.relevant
+    for story_id in result.created:
+        created.add(story_id)
+        summary.story_ids.append(story_id)
+    for story_id in result.joined:
+        if story_id not in created and story_id not in updated:
+            updated.add(story_id)
+            summary.story_ids.append(story_id)

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,8 +86,7 @@ def _add_sparse(state: StoryState, vector: dict[str, float]) -> None:
     state.lexical_norm_sq += change
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     story_id: str
     score: float
     embedding: float
@@ -107,6 +107,8 @@ class ActiveStories:
         self.weights = weights or Weights()
         self._sums = np.zeros((capacity, dim), dtype=np.float32)
         self._counts = np.zeros(capacity, dtype=np.float32)
+        self._sum_sq = np.zeros(capacity, dtype=np.float64)  # squared norm of each embedding sum
+        self._probe = np.zeros((2, dim), dtype=np.float32)  # the article and the common part, for `_cosines`
         self._lexical_norms = np.ones(capacity, dtype=np.float64)
         self._mean_sum = np.zeros(dim, dtype=np.float64)  # embeddings of the active articles, summed
         self._mean_count = 0
@@ -149,6 +151,8 @@ class ActiveStories:
             self._sums[self._next :] = 0.0
             self._counts = np.resize(self._counts, grown)
             self._counts[self._next :] = 0.0
+            self._sum_sq = np.resize(self._sum_sq, grown)
+            self._sum_sq[self._next :] = 0.0
             self._lexical_norms = np.resize(self._lexical_norms, grown)
             self._lexical_norms[self._next :] = 1.0
             self._representatives = np.resize(self._representatives, (grown, self.dim))
@@ -161,6 +165,7 @@ class ActiveStories:
         state = StoryState(story_id=story_id, slot=self._slot())
         self._sums[state.slot] = 0.0
         self._counts[state.slot] = 0.0
+        self._sum_sq[state.slot] = 0.0
         self._states[story_id] = state
         self._by_slot[state.slot] = state
         return state
@@ -180,6 +185,7 @@ class ActiveStories:
         self._mean_count -= int(self._counts[state.slot])
         self._sums[state.slot] = 0.0
         self._counts[state.slot] = 0.0
+        self._sum_sq[state.slot] = 0.0
         self._free.append(state.slot)
         return state
 
@@ -221,7 +227,9 @@ class ActiveStories:
     ) -> StoryState:
         """Count one article in the story (creating the story if needed)."""
         state = self._states.get(story_id) or self.create(story_id)
-        self._sums[state.slot] += embedding
+        total = self._sums[state.slot]
+        total += embedding
+        self._sum_sq[state.slot] = float(total @ total)
         self._counts[state.slot] += 1.0
         self._mean_sum += embedding
         self._mean_count += 1
@@ -262,7 +270,9 @@ class ActiveStories:
     def absorb(self, survivor_id: str, absorbed_id: str) -> StoryState:
         """Merge story `absorbed_id` into `survivor_id` (both active) and drop it from the index."""
         survivor, absorbed = self._states[survivor_id], self._states[absorbed_id]
-        self._sums[survivor.slot] += self._sums[absorbed.slot]
+        total = self._sums[survivor.slot]
+        total += self._sums[absorbed.slot]
+        self._sum_sq[survivor.slot] = float(total @ total)
         self._counts[survivor.slot] += self._counts[absorbed.slot]
         _add_sparse(survivor, absorbed.lexical)
         survivor.keys |= absorbed.keys
@@ -376,12 +386,24 @@ class ActiveStories:
         return common
 
     def _cosines(self, slots: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-        """Cosines of `embedding` to the centroids (mean member embedding) of `slots`, both centred."""
+        """Cosines of `embedding` to the centroids (mean member embedding) of `slots`, both centred.
+
+        With c a centroid (sum / count), m the common part and v the article: (c - m).(v - m) and |c - m|
+        expand into c.v, c.m, |c|^2 (kept per story), m.v and |m|^2, so the centroids are read once, by one
+        product with [v, m], and never built."""
         common = self._common()
-        centroids = self._sums[slots] / np.maximum(self._counts[slots], 1.0)[:, None] - common
-        vector = embedding - common
-        norms = np.linalg.norm(centroids, axis=1) * float(np.linalg.norm(vector))
-        return (centroids @ vector) / np.where(norms > 0, norms, 1.0)
+        probe = self._probe
+        probe[0] = embedding
+        probe[1] = common
+        products = self._sums[slots] @ probe.T  # (k, 2): sum.v, sum.m
+        inverse = 1.0 / self._counts[slots].astype(np.float64)  # active stories have 1+ articles
+        centroid_v = products[:, 0] * inverse
+        centroid_m = products[:, 1] * inverse
+        m_m, m_v, v_v = float(common @ common), float(common @ embedding), float(embedding @ embedding)
+        centred_sq = self._sum_sq[slots] * (inverse * inverse) - 2.0 * centroid_m + m_m
+        norms = np.sqrt(np.maximum(centred_sq, 0.0) * max(v_v - 2.0 * m_v + m_m, 0.0))
+        norms[norms == 0.0] = 1.0
+        return (centroid_v - centroid_m + (m_m - m_v)) / norms
 
     def story_similarity(self, first_id: str, second_id: str) -> float:
         """Similarity of two stories' centroids (embedding and lexical, the article weights)."""

@@ -72,7 +72,10 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
     # the brigade (4 articles), the Kaliningrad transit ban in English, and in Russian (see below)
     assert summary.stories_created == 3 and summary.stories_updated == 0
     assert len(summary.story_ids) == 3
-    assert set(summary.to_dict()) == {"enriched", "relevant", "stories_created", "stories_updated", "story_ids"}
+    assert set(summary.to_dict()) == {
+        "enriched", "relevant", "stories_created", "stories_updated", "story_ids", "step_seconds"}
+    assert set(summary.step_seconds) == {"language", "embedding", "relevance", "clustering", "database"}
+    assert all(seconds >= 0 for seconds in summary.step_seconds.values()) and summary.step_seconds["embedding"] > 0
     assert calls[0] == (0, len(ARTICLES)) and calls[-1] == (len(ARTICLES), len(ARTICLES))
 
     with session_scope(settings) as session:
@@ -107,7 +110,7 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
     before = snapshot(settings)
     again = enrich(settings, now=NOW + timedelta(hours=1))
     assert again.to_dict() == {
-        "enriched": 0, "relevant": 0, "stories_created": 0, "stories_updated": 0, "story_ids": [],
+        "enriched": 0, "relevant": 0, "stories_created": 0, "stories_updated": 0, "story_ids": [], "step_seconds": {},
     }
     assert snapshot(settings) == before
     assert sorted(ids) == sorted(a[0] for a in before[0])
@@ -159,3 +162,25 @@ def test_a_crash_loses_only_the_unfinished_batch(settings, embedder) -> None:
         in_stories = session.scalar(select(func.count()).where(Article.story_id.is_not(None)))
         counted = session.scalar(select(func.sum(Story.article_count)))
         assert relevant == in_stories == counted == 6  # every relevant article counted exactly once
+
+
+def test_a_prefetched_embedding_is_used_only_for_the_text_it_was_made_of(settings, embedder) -> None:
+    """Embeddings are computed ahead of the batches; an article edited in between (the collector updated its
+    summary) is embedded again from its current text."""
+    from enrichment.embeddings import article_text
+    from enrichment.enrich import _embeddings
+
+    ids = insert_articles(settings, ARTICLES[:2])
+    marker = np.zeros(384, dtype=np.float32)
+    marker[0] = 1.0
+    with session_scope(settings) as session:
+        unchanged, edited = (session.get(Article, i) for i in ids)
+        prefetched = {
+            unchanged.id: (article_text(unchanged.title, unchanged.summary), marker),
+            edited.id: (article_text(edited.title, "the summary before the edit"), marker),
+        }
+        first, second = _embeddings([unchanged, edited], settings, prefetched)
+        assert np.array_equal(first, marker) and np.array_equal(from_bytes(unchanged.embedding), marker)
+        assert not np.array_equal(second, marker)
+        assert np.allclose(second, embedder.encode([article_text(edited.title, edited.summary)])[0], atol=1e-5)
+        assert edited.embedding_model == unchanged.embedding_model == embedder.name
