@@ -30,8 +30,9 @@ FOLLOWED_LANGUAGES = frozenset({"en", "de", "ru", "lt", "lv", "et", "pl", "uk", 
 # a language Flankwatch does not follow (a French or Urdu feed). No labelled text reaches 0.7 for an outside
 # language (13 reach 0.5); 67 of the 70 French and Urdu control texts reach 0.8.
 OUTSIDE_MIN_CONFIDENCE = 0.8
-# A full-model answer among the candidates at this probability is kept as it is: renormalising over the
-# candidates could only raise it, by less than 0.01.
+# A full-model answer among the candidates at this probability is kept without the restricted pass, which could
+# only raise it, by less than 0.01: 53% of the texts need only the full pass. 3,300-4,100 texts/s of CPU time
+# instead of ~2,600 with two passes on every text (py3langid alone: 4,500-5,000; sentence embedding: 150-300).
 SURE = 0.99
 # Below this many letters a headline says too little to contradict the declared language, however confident
 # the detection: 12 of 85 such texts are misdetected (14%; 7 of 154 with 15-24 letters, 0.1% above), and
@@ -95,12 +96,11 @@ def identify(text: str, hint: str | None = None) -> tuple[str | None, float]:
 
     Among FOLLOWED_LANGUAGES and `hint` (the declared language, when py3langid knows it), with the probability
     renormalised over them; a language outside them only when the full model is sure of it
-    (OUTSIDE_MIN_CONFIDENCE). The restricted answer is the full model's probabilities renormalised over the
-    candidates: the model's softmax over fewer classes, without a second pass over the text."""
+    (OUTSIDE_MIN_CONFIDENCE). A second, restricted py3langid pass only where the full model's answer is not
+    already a sure candidate (SURE)."""
     if not letter_count(text):
         return None, 0.0
-    ranked = _identifier().rank(text)  # every language of the full model, best first
-    language, probability = ranked[0]
+    language, probability = _identifier().classify(text)
     candidates = FOLLOWED_LANGUAGES
     hint = normalise_code(hint)
     if hint and hint not in candidates and hint in _known_languages():
@@ -109,11 +109,6 @@ def identify(text: str, hint: str | None = None) -> tuple[str | None, float]:
         return _iso_639_1(language, probability)
     if language not in candidates and probability >= OUTSIDE_MIN_CONFIDENCE:
         return _iso_639_1(language, probability)
-    among = [(code, share) for code, share in ranked if code in candidates]
-    total = sum(share for _, share in among)
-    if among and total > 0.0:
-        return _iso_639_1(among[0][0], among[0][1] / total)
-    # every candidate's probability underflowed next to the winner's: score the candidates alone
     return _iso_639_1(*_restricted(candidates).classify(text))
 
 

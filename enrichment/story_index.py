@@ -247,9 +247,11 @@ class ActiveStories:
     def _terms_to_index(self, state: StoryState, lexical: dict[str, float], keys: set[str]) -> list[str]:
         terms = ["k:" + key for key in sorted(keys)]
         terms.extend(lexical)
-        if len(state.indexed_terms) + len(terms) > MAX_INDEXED_TERMS:
-            # keep the postings of a long story to its heaviest terms: drop the lightest ones, down to 3/4 of
-            # the cap so that the sort runs once per many articles, not for each
+        # lexical terms indexed (every fact key of the story is indexed, and stays: `state.keys` counts them)
+        lexical_indexed = len(state.indexed_terms) - len(state.keys)
+        if lexical_indexed + len(lexical) > MAX_INDEXED_TERMS:
+            # keep the postings of a long story to its heaviest lexical terms: drop the lightest ones, down to
+            # 3/4 of the cap so that the sort runs once per many articles, not for each
             keep = MAX_INDEXED_TERMS * 3 // 4
             heaviest = set(sorted(state.lexical, key=state.lexical.__getitem__, reverse=True)[:keep])
             for term in [t for t in state.indexed_terms if not t.startswith("k:") and t not in heaviest]:
