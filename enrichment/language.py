@@ -100,9 +100,13 @@ def identify(text: str, hint: str | None = None) -> tuple[str | None, float]:
     already a sure candidate (SURE)."""
     if not letter_count(text):
         return None, 0.0
-    language, probability = _identifier().classify(text)
+    return _identify(text, normalise_code(hint), _identifier().classify(text))
+
+
+def _identify(text: str, hint: str | None, full: tuple[str, float]) -> tuple[str | None, float]:
+    """`identify`, given the full model's answer `full` for `text`."""
+    language, probability = full
     candidates = FOLLOWED_LANGUAGES
-    hint = normalise_code(hint)
     if hint and hint not in candidates and hint in _known_languages():
         candidates = candidates | {hint}
     if language in candidates and probability >= SURE:
@@ -154,5 +158,11 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     letters = letter_count(text)
     if letters == 0:
         return hint
-    language, probability = identify(text, hint)
+    full = _identifier().classify(text)
+    if hint is not None and full[0] == hint:
+        # The restricted pass ranks the candidates as the full model does (its probabilities are the full
+        # model's, renormalised over them), so it would name the declared language too, and `choose` keeps a
+        # declaration the detection agrees with whatever the probability: no second pass (most articles).
+        return hint
+    language, probability = _identify(text, hint, full)
     return choose(language, probability, letters, mostly_cyrillic(text), hint)

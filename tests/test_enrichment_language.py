@@ -149,3 +149,22 @@ def test_bench_scores_per_form_language_and_short_subset() -> None:
     assert result["headline+summary"]["per_language"] == {"de": 0.0, "en": 1.0}
     assert result["control"]["per_language"] == {"fr": 1.0}
     assert result["confusions"] == {"en->nl": 1, "de->en": 1}  # controls are not errors of our languages
+
+
+def test_a_declaration_the_full_model_confirms_decides_as_the_restricted_pass_would(shared_data) -> None:
+    """`detect_language` skips the restricted pass when the full model's answer is the declared language:
+    the decision must be the one the two passes and `choose` give, on real headlines of every declared
+    language (and on declarations the text contradicts)."""
+    import random
+
+    from language_eval import build_samples
+
+    samples = random.Random(3).sample(build_samples(shared_data), 600)
+    checked = 0
+    for sample in samples:
+        for hint in {sample.language, "en", "de", "ru"}:
+            language, probability = identify(sample.text, hint)
+            expected = choose(language, probability, letter_count(sample.text), mostly_cyrillic(sample.text), hint)
+            assert detect_language(sample.text, hint) == expected, (sample.text, hint)
+            checked += 1
+    assert checked >= 1800
