@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from core.db import session_scope
 from core.models import Article
@@ -153,6 +154,7 @@ def _enrich_batch(
             articles = list(
                 session.scalars(
                     select(Article)
+                    .options(defer(Article.content, raiseload=True))  # the full body: enrichment reads the lead
                     .where(Article.id.in_(ids), Article.enriched_at.is_(None))
                     .order_by(Article.published_at, Article.id)
                 )
