@@ -51,6 +51,7 @@ from core.settings import Settings, TopicConfig
 from core.vectors import to_bytes
 from enrichment.embeddings import article_text, get_embedder
 from enrichment.enrich import enrich
+from enrichment.language import detect_language
 
 # Baseline thresholds: fixed, not tuned on any evaluation file.
 TFIDF_THRESHOLD = 0.30  # cosine of TF-IDF vectors (English stop words removed, sublinear tf)
@@ -292,6 +293,7 @@ def evaluate(
         upgrade(settings)
         embedder = get_embedder(settings.embedding_model)
         embedder.encode(["warm-up"])  # first-call overhead is not throughput
+        detect_language("warm-up")  # nor loading the language model (~1 s)
 
         def bare_embedding() -> tuple[np.ndarray, float]:
             started = time.perf_counter()
