@@ -398,7 +398,7 @@ class ActiveStories:
         probe[0] = embedding
         probe[1] = common
         products = self._sums[slots] @ probe.T  # (k, 2): sum.v, sum.m
-        inverse = 1.0 / self._counts[slots].astype(np.float64)  # active stories have 1+ articles
+        inverse = 1.0 / np.maximum(self._counts[slots], 1.0).astype(np.float64)
         centroid_v = products[:, 0] * inverse
         centroid_m = products[:, 1] * inverse
         m_m, m_v, v_v = float(common @ common), float(common @ embedding), float(embedding @ embedding)
