@@ -241,7 +241,6 @@ async def fetch_feed(
     def failure(error_class: str, message: str, **fields: object) -> FetchResult:
         return result("error", error_class=error_class, error_message=message[:2000], **fields)
 
-
     headers: dict[str, str] = {}
     if etag := validator(etag, MAX_ETAG_CHARS):
         headers["If-None-Match"] = etag

@@ -117,25 +117,23 @@ def _embeddings(articles: list[Article], settings: Settings, prefetched: Prefetc
     computed ahead if its text is unchanged, else computed now (the batch's remaining ones in one call)."""
     embedder = get_embedder(settings.embedding_model)
     vectors: list[np.ndarray | None] = []
+    new: dict[int, np.ndarray] = {}  # by position: vectors to store on their articles
     missing: list[int] = []
     for index, article in enumerate(articles):
         vector = _stored_vector(article.embedding, article.embedding_model, embedder)
         if vector is None:
-            text, vector = prefetched.get(article.id, ("", None))
-            if vector is not None and text != article_text(article.title, article.summary):
-                vector = None  # edited since it was embedded
-            if vector is not None:
-                article.embedding, article.embedding_model = to_bytes(vector), embedder.name
+            text, ahead = prefetched.get(article.id, ("", None))
+            if ahead is not None and text == article_text(article.title, article.summary):
+                new[index] = ahead
+            else:  # none computed ahead, or the article was edited since
+                missing.append(index)
         vectors.append(vector)
-        if vector is None:
-            missing.append(index)
     if missing:
         texts = [article_text(articles[i].title, articles[i].summary) for i in missing]
-        computed = embedder.encode(texts, batch_size=settings.embedding_batch_size)
-        for index, vector in zip(missing, computed):
-            articles[index].embedding = to_bytes(vector)
-            articles[index].embedding_model = embedder.name
-            vectors[index] = vector
+        new.update(zip(missing, embedder.encode(texts, batch_size=settings.embedding_batch_size)))
+    for index, vector in new.items():
+        articles[index].embedding, articles[index].embedding_model = to_bytes(vector), embedder.name
+        vectors[index] = vector
     return [vector for vector in vectors if vector is not None]
 
 
