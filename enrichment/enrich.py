@@ -36,7 +36,10 @@ from enrichment.relevance import TopicProfile, best_relevance, compile_topics
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 64
+# Articles per committed batch. Each batch loads its articles, writes their rows and the stories they changed,
+# and commits: 256 instead of 64 took the UCI dev file's database step from 0.78 to 0.56 s of CPU (medians of 7
+# runs; a story that takes several articles of a batch is written once), and a crash still loses one batch.
+BATCH_SIZE = 256
 EMBED_CHUNK = 1024  # pending articles embedded in one call (a multiple of the batch size)
 LANGUAGE_TEXT_CHARS = 600  # of title + summary: enough for py3langid, cheap
 

@@ -13,6 +13,7 @@ from relevance_eval import (
     classification_scores,
     load_labelled,
     load_profiles,
+    story_majority,
 )
 
 from core.settings import TopicConfig
@@ -64,6 +65,13 @@ def test_never_predicted_label_has_zero_precision_and_length_mismatch_raises():
     assert block["per_category"]["b"]["f1"] == 0.0
     with pytest.raises(ValueError):
         classification_scores(["a"], ["a", "b"], LABELS)
+
+
+def test_story_majority_relabels_each_story_with_its_most_given_category():
+    stories = ["s1", "s1", "s1", "s2", "s2", "s3"]
+    predicted = ["a", "b", "a", "c", "b", "b"]
+    # s1: a twice; s2: a tie, the first given wins; s3 alone keeps its own
+    assert story_majority(stories, predicted) == ["a", "a", "a", "c", "c", "b"]
 
 
 def test_profile_file_loads_into_topic_configs():
@@ -142,6 +150,7 @@ def test_small_real_run_returns_every_key(shared_data: Path, embedder, capsys, m
             for key in ("precision", "recall", "f1"):
                 assert 0.0 <= scores[key] <= 1.0
         assert sum(s["predicted"] for s in block["per_category"].values()) == 80
+    assert 0.0 <= result["system"]["story_majority_macro_f1"] <= 1.0
     # the command line prints a table and, as its last line, the same kind of JSON object
     monkeypatch.setattr(relevance_eval, "get_embedder", lambda _model: embedder)  # the session's model
     relevance_eval.main([str(path), "--limit", "40"])
