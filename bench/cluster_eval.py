@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--timing-runs", type=int, default=1, metavar="N",
         help="time the whole stage N times, each between two bare embeddings, and report the median ratio "
-        "(on a shared machine one timing can be 30%% off)",
+        "(on a shared machine one timing can be 20%% off)",
     )
     args = parser.parse_args(argv)
     if args.timing_runs < 1:

@@ -20,7 +20,8 @@ baselines in the same run:
 
 Prints per-category precision/recall/F1, macro F1 and accuracy for each, articles/s, the system's macro F1 if
 every gold story took the category most of its articles got (`story_majority_macro_f1`: how much of the error
-is whole stories), and as the last line one JSON object `{"file", "articles", "system", "baselines": {"keyword", "embedding"}}`.
+is whole stories), and as the last line one JSON object
+`{"file", "articles", "system", "baselines": {"keyword", "embedding"}}`.
 """
 
 from __future__ import annotations
