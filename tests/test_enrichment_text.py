@@ -39,6 +39,18 @@ def test_terms_ignore_case_and_diacritics_and_take_any_ending() -> None:
     assert [m.surface for m in found] == ["LITAUENS", "Rudninkų", "Lietuvos", "Литве"]
 
 
+def test_prefix_terms_of_different_lengths_all_match() -> None:
+    # overlapping prefix terms each match, in order, next to an exact term with the same start; a word shorter
+    # than a prefix does not match it
+    matcher = _matcher("Li*", "Litauen*", "Lithuania", "Lietuvos kariuomen*")
+    found = matcher.find("Litauens L Lithuania, Lietuvos kariuomenė")
+    assert [(m.term.label, m.surface) for m in found] == [
+        ("Li*", "Litauens"), ("Litauen*", "Litauens"), ("Lithuania", "Lithuania"),
+        ("Lietuvos kariuomen*", "Lietuvos kariuomenė"),
+    ]
+    assert _matcher("Litauen*").find("Lit Litau") == []
+
+
 def test_terms_match_whole_words_only() -> None:
     matcher = _matcher("Riga", "NATO")
     assert matcher.find("Rigaer Straße, Natoli") == []
