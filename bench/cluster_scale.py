@@ -6,8 +6,9 @@ from real headlines of ../shared/data (Reddit news, WSJ, Russian-language media)
 two words of the same vocabulary and given a random unit embedding; `StoryClusterer.load` builds its index
 from them as the start of a run does. Then `--queries` real UCI dev headlines with their real embeddings
 are assigned with the configured thresholds, in committed batches as the enrichment stage does (candidates
-through the inverted index, scoring, joins, events, persist; storing the articles is not timed), three times (the best pass counts). Prints the per-article time per size and the
-ratio largest/smallest; the goal is at most 1.5. The last line is one JSON object.
+through the inverted index, scoring, joins, events, persist; storing the articles is not timed), three
+times (the best pass counts). Prints the per-article time per size and the ratio largest/smallest; the goal is
+at most 1.5. The last line is one JSON object.
 """
 
 from __future__ import annotations
