@@ -217,6 +217,16 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def keyed_stream(arrivals: list[tuple[Record, float]]) -> tuple[list[str], list[tuple[Record, float]]]:
+    """Article ids for the arrivals, and the arrivals in the order the stage takes pending articles, by
+    (published_at, id): the order of its stories' labels."""
+    keyed = sorted(
+        ((_utc(arrival), stable_id("eval-article", str(position), record.id)), record, arrival)
+        for position, (record, arrival) in enumerate(arrivals)
+    )
+    return [key[1] for key, _, _ in keyed], [(record, arrival) for _, record, arrival in keyed]
+
+
 def store_stream(settings: Settings, stream: list[tuple[Record, float]], ids: list[str],
                  vectors: np.ndarray | None = None, model_name: str = "") -> None:
     """Insert the stream's articles as the collector would: pending, their feed's language declared, each
@@ -282,14 +292,7 @@ def evaluate(
     configured one (`embedding_model` setting: the packaged name or a local sentence-transformers folder).
     `timing_runs`: how many times the whole stage is timed against bare embedding (the median is reported)."""
     records = sample(load(path), limit, seed)
-    arrivals = arrival_order(records, order, seed)
-    # the stage takes pending articles by (published_at, id): the stream is in that order too
-    keyed = sorted(
-        ((_utc(arrival), stable_id("eval-article", str(position), record.id)), record, arrival)
-        for position, (record, arrival) in enumerate(arrivals)
-    )
-    ids = [key[1] for key, _, _ in keyed]
-    stream = [(record, arrival) for _, record, arrival in keyed]
+    ids, stream = keyed_stream(arrival_order(records, order, seed))
     gold = [record.story for record, _ in stream]
     texts = [article_text(record.title, record.text) for record, _ in stream]
 

@@ -5,7 +5,8 @@ Two formats, detected by extension (then by content):
 - UCI News Aggregator CSV: `ID,TITLE,URL,PUBLISHER,CATEGORY,STORY,HOSTNAME,TIMESTAMP` (TIMESTAMP in ms,
   gold story = STORY); headlines only.
 - generic JSONL: one object a line with `id, title, text, source, language, published, story`
-  (`published`: epoch seconds or milliseconds, or an ISO 8601 string).
+  (`published`: epoch seconds or milliseconds, or an ISO 8601 string), and optionally `topic` (ECB+: the
+  stories of one topic are different events of one kind).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Record:
     published: float  # epoch seconds (UTC)
     story: str  # gold story
     category: str = ""  # gold category where the file has one (UCI: b/t/e/m)
+    topic: str = ""  # where the file groups stories into topics (ECB+: two events of one kind)
 
 
 def _epoch_seconds(value: object) -> float:
@@ -93,6 +95,7 @@ def load_jsonl(path: Path) -> list[Record]:
                     language=str(row.get("language") or "en"),
                     published=_epoch_seconds(row.get("published") or 0),
                     story=str(row["story"]),
+                    topic=str(row.get("topic") or ""),
                 )
             )
     return records

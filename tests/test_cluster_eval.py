@@ -130,7 +130,7 @@ def test_both_formats_load(tmp_path):
     jsonl_path = tmp_path / "data.txt"  # no telling extension: detected by content
     jsonl_path.write_text(
         json.dumps({"id": "e1", "title": "Quake hits", "text": "A quake hit.", "source": "ecbplus",
-                    "language": "en", "published": 1602269628, "story": "10ecb"}) + "\n\n"
+                    "language": "en", "published": 1602269628, "story": "10ecb", "topic": "10"}) + "\n\n"
         + json.dumps({"id": "e2", "title": "Launch", "text": "", "source": "x", "language": "en",
                       "published": "2020-10-09T18:53:48Z", "story": 7}) + "\n",
         encoding="utf-8",
@@ -138,6 +138,7 @@ def test_both_formats_load(tmp_path):
     assert detect_format(jsonl_path) == "jsonl"
     generic = load(jsonl_path)
     assert [(r.id, r.story, r.text) for r in generic] == [("e1", "10ecb", "A quake hit."), ("e2", "7", "")]
+    assert [r.topic for r in generic] == ["10", ""]  # optional
     assert generic[0].published == pytest.approx(1602269628)
     assert generic[1].published == pytest.approx(1602269628)
 
