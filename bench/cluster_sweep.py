@@ -50,26 +50,27 @@ NARROW_GAP_S = 1800.0  # narrow streams: one article every 30 minutes, the topic
 SCORED = ("pairwise_f1", "bcubed_f1")
 
 
-def parse_sets(values: list[str]) -> dict[str, list[float]]:
+def parse_sets(values: list[str]) -> dict[str, list[float | int]]:
     """`["cluster_threshold=0.27,0.3"]` -> {"cluster_threshold": [0.27, 0.3]}; ValueError for a name that is
-    not a numeric setting or a value that is not a number."""
+    not a numeric setting or a value that is not a number (a whole number for an integer setting)."""
     fields = Settings.model_fields
-    parsed: dict[str, list[float]] = {}
+    parsed: dict[str, list[float | int]] = {}
     for value in values:
         name, sep, numbers = value.partition("=")
         name = name.strip()
         if not sep or not numbers.strip():
             raise ValueError(f"--set wants NAME=V1,V2,...: {value!r}")
-        if name not in fields or fields[name].annotation not in (float, int):
+        kind = fields[name].annotation if name in fields else None
+        if kind not in (float, int):
             raise ValueError(f"--set: {name!r} is not a numeric setting")
         try:
-            parsed[name] = [float(number) for number in numbers.split(",")]
+            parsed[name] = [kind(number) for number in numbers.split(",")]  # type: ignore[misc]
         except ValueError:
-            raise ValueError(f"--set {name}: not a number in {numbers!r}") from None
+            raise ValueError(f"--set {name}: not a {kind.__name__} in {numbers!r}") from None
     return parsed
 
 
-def variants(sets: dict[str, list[float]]) -> list[dict[str, float]]:
+def variants(sets: dict[str, list[float | int]]) -> list[dict[str, float | int]]:
     """The configured settings ({}), then every combination of the values of `sets`."""
     names = sorted(sets)
     combos = [dict(zip(names, values)) for values in itertools.product(*(sets[name] for name in names))]
@@ -137,7 +138,9 @@ class Runner:
             encoded = self.embedder.encode(list(todo.values()), batch_size=self.batch_size)
             self.vectors.update(zip(todo, encoded))
 
-    def labels(self, arrivals: list[tuple[Record, float]], overrides: dict[str, float]) -> tuple[list[str], list[str]]:
+    def labels(
+        self, arrivals: list[tuple[Record, float]], overrides: dict[str, float | int]
+    ) -> tuple[list[str], list[str]]:
         """(gold, predicted) story labels of the stage over `arrivals` with `overrides` applied."""
         ids, stream = keyed_stream(arrivals)
         self.embed([record for record, _ in stream])
@@ -158,7 +161,7 @@ def _mean(blocks: list[dict], key: str) -> float | None:
 
 
 def sweep_file(
-    path: Path, sets: dict[str, list[float]], seeds: list[int], splits: int, limit: int | None, model: str | None
+    path: Path, sets: dict[str, list[float | int]], seeds: list[int], splits: int, limit: int | None, model: str | None
 ) -> dict:
     records = sample(load(path), limit, seeds[0])
     narrow = narrow_streams(records)
@@ -169,7 +172,7 @@ def sweep_file(
         runner = Runner(Path(tmp), model)
         for overrides in variants(sets):
 
-            def score(arrivals: list[tuple[Record, float]], overrides: dict[str, float] = overrides) -> dict:
+            def score(arrivals: list[tuple[Record, float]], overrides: dict[str, float | int] = overrides) -> dict:
                 return scores(*runner.labels(arrivals, overrides), seconds=1.0)
 
             full = [score(arrival_order(records, "interleaved", seed)) for seed in seeds]

@@ -18,11 +18,11 @@ def _record(n: int, story: str, topic: str = "") -> Record:
 
 
 def test_sets_are_numeric_settings_and_combine():
-    assert parse_sets(["cluster_threshold=0.27,0.3", "cluster_window_hours=24"]) == {
-        "cluster_threshold": [0.27, 0.3], "cluster_window_hours": [24.0]
-    }
+    sets = parse_sets(["cluster_threshold=0.27,0.3", "cluster_window_hours=24", "embedding_batch_size=16,64"])
+    assert sets == {"cluster_threshold": [0.27, 0.3], "cluster_window_hours": [24.0], "embedding_batch_size": [16, 64]}
+    assert all(isinstance(size, int) for size in sets["embedding_batch_size"])
     for bad in ("cluster_threshold", "cluster_threshold=", "no_such_setting=1", "embedding_model=1",
-                "cluster_threshold=0.3,high"):
+                "cluster_threshold=0.3,high", "embedding_batch_size=16.5"):
         with pytest.raises(ValueError):
             parse_sets([bad])
     combos = variants({"a": [1.0, 2.0], "b": [3.0]})
