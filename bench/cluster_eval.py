@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -421,6 +421,19 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def report(results: Iterable[dict], table: Callable[[dict], str]) -> list[dict]:
+    """Print each file's table as its result comes, then one JSON line per file (the last line is the last
+    file's); return the results."""
+    done = []
+    for result in results:
+        print(table(result), flush=True)
+        print(flush=True)
+        done.append(result)
+    for result in done:
+        print(json.dumps(result), flush=True)
+    return done
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -439,15 +452,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.timing_runs < 1:
         parser.error("--timing-runs must be at least 1")
-    results = []
-    for path in args.paths:
-        result = evaluate(path, args.order, args.seed, args.limit, args.model, args.timing_runs)
-        print(format_table(result), flush=True)
-        print(flush=True)
-        results.append(result)
-    for result in results:
-        print(json.dumps(result), flush=True)
-    return results
+    return report(
+        (evaluate(path, args.order, args.seed, args.limit, args.model, args.timing_runs) for path in args.paths),
+        format_table,
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 import shutil
 import sqlite3
@@ -39,7 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # clustering_data and cluster_eval, when imported
 
-from cluster_eval import eval_settings, keyed_stream, run_stage, scores, store_stream
+from cluster_eval import (
+    eval_settings,
+    keyed_stream,
+    report,
+    run_stage,
+    scores,
+    store_stream,
+)
 from clustering_data import Record, arrival_order, load, sample
 
 from core.db import upgrade
@@ -241,15 +247,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(str(error))
     if args.halves < 0:
         parser.error("--halves must be 0 or more")
-    results = []
-    for path in args.paths:
-        result = sweep_file(path, sets, seeds, args.halves, args.limit, args.model)
-        print(format_table(result), flush=True)
-        print(flush=True)
-        results.append(result)
-    for result in results:
-        print(json.dumps(result), flush=True)
-    return results
+    return report(
+        (sweep_file(path, sets, seeds, args.halves, args.limit, args.model) for path in args.paths), format_table
+    )
 
 
 if __name__ == "__main__":
