@@ -246,13 +246,18 @@ def store_stream(settings: Settings, stream: list[tuple[Record, float]], ids: li
             )
 
 
+def eval_database(var: Path) -> Path:
+    """The state DB file of a run in `var`."""
+    return var / "eval.db"
+
+
 def eval_settings(var: Path, model: str | None) -> Settings:
     """Settings of a run on a temporary state DB: an explicit database_url (never the developer's
     FLANKWATCH_DATABASE_URL) and one topic that takes every article. That topic is the first configured one
     with its threshold at 0, so that relevance costs what it costs in production; each article is scored, and
     clustered, once."""
     overrides = {"embedding_model": model} if model else {}
-    base = Settings(var_dir=var, database_url=f"sqlite:///{var / 'eval.db'}", feeds_file=var / "none.yaml",
+    base = Settings(var_dir=var, database_url=f"sqlite:///{eval_database(var)}", feeds_file=var / "none.yaml",
                     **overrides)
     topic = base.topics[0] if base.topics else TopicConfig(name=EVAL_TOPIC)
     return base.model_copy(update={"topics": [topic.model_copy(update={"threshold": 0.0})]})

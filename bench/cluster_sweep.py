@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # clustering_data and cluster_eval, when imported
 
 from cluster_eval import (
+    eval_database,
     eval_settings,
     keyed_stream,
     report,
@@ -126,10 +127,11 @@ class Runner:
     def __init__(self, workdir: Path, model: str | None) -> None:
         self.workdir = workdir
         self.model = model
-        template = eval_settings(workdir / "template", model)
-        (workdir / "template").mkdir()
+        template_dir = workdir / "template"
+        template_dir.mkdir()
+        template = eval_settings(template_dir, model)
         upgrade(template)
-        self.template_db = workdir / "template" / "eval.db"
+        self.template_db = eval_database(template_dir)
         self.embedder = get_embedder(template.embedding_model)
         self.batch_size = template.embedding_batch_size
         self.vectors: dict[tuple[str, str], np.ndarray] = {}
@@ -153,7 +155,7 @@ class Runner:
         self.runs += 1
         var = self.workdir / f"run-{self.runs}"
         var.mkdir()
-        _copy_database(self.template_db, var / "eval.db")
+        _copy_database(self.template_db, eval_database(var))
         settings = eval_settings(var, self.model).model_copy(update=overrides)
         vectors = np.stack([self.vectors[(record.title, record.text)] for record, _ in stream])
         store_stream(settings, stream, ids, vectors, self.embedder.name)
