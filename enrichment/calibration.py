@@ -1,9 +1,13 @@
 """Calibration of the relevance constants on the real streams in shared/data (a developer tool, not a stage).
 
     python -m enrichment.calibration relevance [--data ../shared/data]
+    python -m enrichment.calibration scale [--data ../shared/data]
 
-Scores the replay streams with the configured topics and prints how many items come out relevant, with a
-sample. Clustering is measured on labelled data by `bench/cluster_eval.py`.
+`relevance` scores the replay streams with the configured topics and prints how many items come out
+relevant, with a sample. `scale` fits the configured model's `Conventions.cosine_scale`: the line that maps
+its closeness to the first topic's seeds onto all-MiniLM-L6-v2's (on which the relevance constants were
+set), matching the two models' 90th, 99th and 99.9th percentiles over the English replay streams (no labels:
+the same items, ranked by each model). Clustering is measured on labelled data by `bench/cluster_eval.py`.
 """
 
 from __future__ import annotations
@@ -19,16 +23,13 @@ from core.settings import PROJECT_ROOT, Settings
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
-def relevance_report(data: Path, sample: int = 15) -> None:
-    from enrichment.embeddings import article_text, get_embedder
-    from enrichment.language import detect_language
-    from enrichment.relevance import best_relevance, compile_topics
+QUANTILES = (90.0, 99.0, 99.9)
 
-    settings = Settings()
-    embedder = get_embedder(settings.embedding_model)
-    profiles = compile_topics(settings, embedder)
+
+def streams(data: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """(title, summary, declared language) of each replay stream of shared/data."""
     replay = data / "replay"
-    streams: dict[str, list[tuple[str, str, str]]] = {
+    found: dict[str, list[tuple[str, str, str]]] = {
         "wsj": [(x["title"] or "", x.get("description") or "", "en")
                 for x in json.loads((replay / "wsj-world-items.json").read_text())],
         "reddit": [(x["title"] or "", "", "en")
@@ -45,9 +46,20 @@ def relevance_report(data: Path, sample: int = 15) -> None:
             rows = list(csv.reader(handle))
         header = [name.lower() for name in rows[0]]
         column = next(i for i, name in enumerate(header) if name in ("title", "antraštė", "text"))
-        streams["delfi-lt"] += [(row[column], "", "lt") for row in rows[1:] if len(row) > column]
-    for name, items in streams.items():
-        vectors = embedder.encode([article_text(t, s) for t, s, _ in items], batch_size=64)
+        found["delfi-lt"] += [(row[column], "", "lt") for row in rows[1:] if len(row) > column]
+    return found
+
+
+def relevance_report(data: Path, sample: int = 15) -> None:
+    from enrichment.embeddings import article_text, get_embedder
+    from enrichment.language import detect_language
+    from enrichment.relevance import best_relevance, compile_topics
+
+    settings = Settings()
+    embedder = get_embedder(settings.embedding_model)
+    profiles = compile_topics(settings, embedder)
+    for name, items in streams(data).items():
+        vectors = embedder.passages([article_text(t, s) for t, s, _ in items], batch_size=64)
         results = []
         for (title, summary, hint), vector in zip(items, vectors):
             language = detect_language(f"{title} {summary}", hint)
@@ -59,12 +71,40 @@ def relevance_report(data: Path, sample: int = 15) -> None:
             print(f"  {result.score:.2f} {title[:90]!s} | {result.reason[:120]}")
 
 
+def scale_report(data: Path) -> tuple[float, float]:
+    """Fit and print (scale, offset) of the configured model against all-MiniLM-L6-v2."""
+    import numpy as np
+
+    from enrichment.embeddings import PACKAGED_MODEL, article_text, get_embedder
+    from enrichment.language import detect_language
+    from enrichment.relevance import TopicProfile
+
+    settings = Settings()
+    topic = settings.topics[0]
+    english = [item for name in ("wsj", "reddit") for item in streams(data)[name]]
+    texts = [article_text(title, summary) for title, summary, _ in english]
+    figures = {}
+    english_seeds = [seed for seed in topic.seeds if detect_language(seed) == "en"]
+    for model in (PACKAGED_MODEL, settings.embedding_model):
+        embedder = get_embedder(model)
+        # the reference: the English model with the English seeds, as the constants were set
+        seeds = english_seeds if model == PACKAGED_MODEL else topic.seeds
+        profile = TopicProfile(topic.model_copy(update={"negatives": [], "seeds": seeds}), embedder, 0.5)
+        profile.unscaled()
+        closeness = np.array([profile.similarities(v)[2] for v in embedder.passages(texts, batch_size=64)])
+        figures[model] = np.percentile(closeness, QUANTILES)
+        print(f"{model}: closeness at percentiles {QUANTILES}: {np.round(figures[model], 3).tolist()}")
+    scale, offset = np.polyfit(figures[settings.embedding_model], figures[PACKAGED_MODEL], 1)
+    print(f"cosine_scale of {settings.embedding_model}: ({scale:.3f}, {offset:.3f})")
+    return float(scale), float(offset)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m enrichment.calibration")
-    parser.add_argument("what", choices=["relevance"])
+    parser.add_argument("what", choices=["relevance", "scale"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
-    relevance_report(args.data)
+    (relevance_report if args.what == "relevance" else scale_report)(args.data)
     return 0
 
 

@@ -40,6 +40,7 @@ from core.models import Article, Story, StoryEvent
 from core.settings import Settings
 from core.vectors import from_bytes, to_bytes
 from enrichment import events
+from enrichment.embeddings import Embedder
 from enrichment.facts import fact_keys, known_keys_of, novel_facts, ordered_facts
 from enrichment.lexical import DocumentFrequencies, lead_text, tokens
 from enrichment.story_index import ActiveStories, Weights
@@ -67,6 +68,16 @@ class Features:
     facts: list[str]
     terms: int  # distinct lexical terms
     signature: Signature | None
+
+
+@dataclass(frozen=True)
+class PairArticle:
+    """An article of a "same story?" pair (`StoryClusterer.pair_decision`)."""
+
+    title: str
+    text: str
+    language: str
+    vector: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -185,10 +196,19 @@ def _add_counts(first: dict[str, int], second: dict[str, int]) -> dict[str, int]
 class StoryClusterer:
     """The clustering state of one run of the enrichment stage; see the module docstring."""
 
-    def __init__(self, settings: Settings, dim: int, weights: Weights | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        dim: int,
+        weights: Weights | None = None,
+        center: np.ndarray | None = None,
+        priors: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.settings = settings
         self.dim = dim
         self.weights = weights or Weights()
+        self.center = center  # the embedding model's common direction (`Embedder.center`)
+        self.priors = priors or {}  # topic -> the mean passage vector of its seeds (`TopicProfile.prior`)
         self.frequencies = DocumentFrequencies()
         self.topics: dict[str, ActiveStories] = {}
         self.records: dict[str, StoryRecord] = {}
@@ -207,9 +227,13 @@ class StoryClusterer:
     # --------------------------------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, session: Session, settings: Settings, dim: int) -> StoryClusterer:
-        """A clusterer whose index holds the stories active at the newest story's last article."""
-        clusterer = cls(settings, dim)
+    def load(
+        cls, session: Session, settings: Settings, embedder: Embedder, priors: dict[str, np.ndarray] | None = None
+    ) -> StoryClusterer:
+        """A clusterer whose index holds the stories active at the newest story's last article, for the
+        vectors of `embedder` (`priors`: each topic's seeds, see `ActiveStories`)."""
+        clusterer = cls(settings, embedder.dim, center=embedder.center, priors=priors)
+        dim = embedder.dim
         newest = session.scalar(select(func.max(Story.last_seen)).where(Story.merged_into.is_(None)))
         if newest is None:
             return clusterer
@@ -223,20 +247,20 @@ class StoryClusterer:
         rows = session.execute(
             select(
                 Article.id, Article.story_id, Article.topic, Article.title, Article.summary, Article.embedding,
-                Article.published_at, Article.canonical_url, Article.minhash,
+                Article.published_at, Article.canonical_url, Article.minhash, Article.language,
             )
             .join(Story, Story.id == Article.story_id)
             .where(*active)
             .order_by(Article.published_at, Article.id)
         ).all()
-        for article_id, story_id, topic, title, summary, blob, published, url, minhash in rows:
+        for article_id, story_id, topic, title, summary, blob, published, url, minhash, language in rows:
             features = clusterer.features(title, summary, sign=False)
             vector = from_bytes(blob) if blob else None
             if vector is None or vector.shape != (dim,):
                 vector = np.zeros(dim, dtype=np.float32)  # embedded by another model: lexical evidence only
             clusterer._index(topic or "").add(
                 story_id, article_id=article_id, title=title, embedding=vector, lexical=features.lexical,
-                keys=features.keys, at=_epoch(published),
+                keys=features.keys, at=_epoch(published), language=language or UNKNOWN_LANGUAGE,
             )
             if minhash:
                 clusterer._remember(article_id, story_id, outlet(url), published, Signature.from_bytes(minhash))
@@ -245,7 +269,9 @@ class StoryClusterer:
     def _index(self, topic: str) -> ActiveStories:
         index = self.topics.get(topic)
         if index is None:
-            index = self.topics[topic] = ActiveStories(self.dim, self.weights)
+            index = self.topics[topic] = ActiveStories(
+                self.dim, self.weights, center=self.center, prior=self.priors.get(topic)
+            )
         return index
 
     def _remember(self, article_id: str, story_id: str, source: str, at: datetime, sig: Signature) -> None:
@@ -288,6 +314,23 @@ class StoryClusterer:
         low, high = self.settings.cluster_threshold, self.settings.cluster_threshold_long
         return low + (high - low) * share
 
+    def pair_decision(
+        self, first: PairArticle, second: PairArticle, topic_mean: np.ndarray | None = None
+    ) -> tuple[float, float]:
+        """The clusterer's decision on two articles, as if `first` had started a story and `second` arrived
+        at the same time in a stream whose active articles have the mean vector `topic_mean` (what the topic's
+        stories share, removed as `ActiveStories` removes it): (the combined similarity of `second` to that
+        story, its join threshold). The story is joined when the similarity reaches the threshold; a story
+        that candidate search never finds scores -1. For `bench/pair_eval.py`: the code of `assign`, without
+        the database."""
+        index = ActiveStories(self.dim, self.weights, center=self.center, prior=topic_mean)
+        one = self.features(first.title, first.text, sign=False)
+        index.add("first", article_id="first", title=first.title, embedding=first.vector, lexical=one.lexical,
+                  keys=one.keys, at=0.0, language=first.language)
+        two = self.features(second.title, second.text, sign=False)
+        matches = index.candidates(second.vector, two.lexical, two.keys, 0.0, math.inf, second.language)
+        return (matches[0].score if matches else -1.0), self.threshold(two.terms)
+
     def resolve(self, story_id: str) -> str:
         while story_id in self.survivor:
             story_id = self.survivor[story_id]
@@ -313,7 +356,8 @@ class StoryClusterer:
         window_s = self.settings.cluster_window_hours * 3600.0
 
         target, similarity, copy_of = None, 1.0, None
-        matches = index.candidates(vector, features.lexical, features.keys, at, window_s)
+        language = article.language or UNKNOWN_LANGUAGE
+        matches = index.candidates(vector, features.lexical, features.keys, at, window_s, language)
         if features.signature is not None:
             original = self.syndication.find(features.signature, outlet(article.canonical_url), article.published_at)
             if original is not None:
@@ -344,7 +388,7 @@ class StoryClusterer:
             record = self._join(target, article, vector, features, now, copy_of)
             # the stories this article could have joined too are the ones it may bridge
             bridged = [m.story_id for m in matches if m.score >= threshold]
-            merged = self._merges(record, bridged, now, article)
+            merged = self._merges(record, bridged, now, article, self.merge_threshold(threshold))
             record = self.records[self.resolve(record.id)]
             novel = list(article.novel_terms or [])
             kinds = self._record_events(record, article, novel)
@@ -380,7 +424,7 @@ class StoryClusterer:
             session.connection().execute(_STORIES.insert(), [record.row(to_bytes(vector))])
         self._index(record.topic).add(
             record.id, article_id=article.id, title=article.title, embedding=vector, lexical=features.lexical,
-            keys=features.keys, at=_epoch(article.published_at),
+            keys=features.keys, at=_epoch(article.published_at), language=article.language or UNKNOWN_LANGUAGE,
         )
         article.story_id = record.id
         article.novel_terms = []
@@ -393,7 +437,7 @@ class StoryClusterer:
         record = self.records[story_id]
         state = self._index(record.topic).add(
             record.id, article_id=article.id, title=article.title, embedding=vector, lexical=features.lexical,
-            keys=features.keys, at=_epoch(article.published_at),
+            keys=features.keys, at=_epoch(article.published_at), language=article.language or UNKNOWN_LANGUAGE,
         )
         record.article_count += 1
         record.add_source(article.source, copy=copy_of is not None)
@@ -412,8 +456,16 @@ class StoryClusterer:
         article.story_id = record.id
         return record
 
-    def _merges(self, record: StoryRecord, candidates: Sequence[str], now: datetime, article: Article) -> list[str]:
-        """Merge the joined story with runner-up candidates whose centroids converged with it."""
+    def merge_threshold(self, join_threshold: float) -> float:
+        """The centroid similarity at which stories bridged by an article merge: `cluster_merge_threshold`
+        for a headline, raised by as much as the article's join threshold is above the headline's (full
+        texts agree more, also when they tell two events apart)."""
+        return self.settings.cluster_merge_threshold + max(0.0, join_threshold - self.settings.cluster_threshold)
+
+    def _merges(
+        self, record: StoryRecord, candidates: Sequence[str], now: datetime, article: Article, threshold: float
+    ) -> list[str]:
+        """Merge the joined story with runner-up candidates whose centroids converged with it (`threshold`)."""
         index = self._index(record.topic)
         merged: list[str] = []
         current = record.id
@@ -422,7 +474,7 @@ class StoryClusterer:
             if other == current or other not in index or current not in index:
                 continue
             similarity = index.story_similarity(current, other)
-            if similarity < self.settings.cluster_merge_threshold:
+            if similarity < threshold:
                 continue
             first, second = self.records[current], self.records[other]
             survivor, absorbed = (first, second) if _larger(first, second) else (second, first)

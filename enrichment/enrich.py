@@ -32,7 +32,8 @@ from core.vectors import from_bytes, to_bytes
 from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import Embedder, article_text, get_embedder
 from enrichment.language import detect_language
-from enrichment.relevance import TopicProfile, best_relevance, compile_topics
+from enrichment.relevance import Relevance, TopicProfile, best_relevance, compile_topics
+from enrichment.screen import embedded_text, promoted, wants_lead
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class EnrichSummary:
     relevant: int = 0
     stories_created: int = 0
     stories_updated: int = 0  # existing stories that took new articles in this run
+    # what the model read (enrichment.screen): the headline alone, or title and lead after the headline
+    # meant a topic; the others were embedded with title and lead at once
+    headline_only: int = 0
+    promoted: int = 0
     story_ids: list[str] = field(default_factory=list)  # stories created or updated, in order
     # seconds per step (language, embedding, relevance, clustering, database: loading, flushing and
     # committing the batches): where a slow run spends its time
@@ -63,6 +68,8 @@ class EnrichSummary:
 class _BatchResult:
     enriched: int = 0
     relevant: int = 0
+    headline_only: int = 0
+    promoted: int = 0
     created: list[str] = field(default_factory=list)
     joined: list[str] = field(default_factory=list)
 
@@ -98,50 +105,66 @@ def _stored_vector(blob: bytes | None, model: str | None, embedder: Embedder) ->
     return None
 
 
-def _embed_ahead(settings: Settings, ids: list[str]) -> Prefetched:
-    """Embeddings of the pending articles of `ids` that have none of the configured model, in one call."""
-    embedder = get_embedder(settings.embedding_model)
+def _embed_ahead(settings: Settings, embedder: Embedder, profiles: list[TopicProfile], ids: list[str]) -> Prefetched:
+    """Embeddings of the pending articles of `ids` that have none of the configured model, in one call: of
+    each article's title and lead, or of its headline alone (`enrichment.screen`)."""
     with session_scope(settings) as session:
         rows = session.execute(
             select(Article.id, Article.title, Article.summary, Article.embedding, Article.embedding_model)
             .where(Article.id.in_(ids), Article.enriched_at.is_(None))
         ).all()
     texts = {
-        row.id: article_text(row.title, row.summary)
+        row.id: embedded_text(row.title, row.summary, wants_lead(row.title, row.summary, profiles))
         for row in rows
         if _stored_vector(row.embedding, row.embedding_model, embedder) is None
     }
-    vectors = embedder.encode(list(texts.values()), batch_size=settings.embedding_batch_size)
+    vectors = embedder.passages(list(texts.values()), batch_size=settings.embedding_batch_size)
     return {key: (text, vector) for (key, text), vector in zip(texts.items(), vectors)}
 
 
-def _embeddings(articles: list[Article], settings: Settings, prefetched: Prefetched) -> list[np.ndarray]:
-    """Each article's embedding: the stored one when it was made by the configured model, else the one
-    computed ahead if its text is unchanged, else computed now (the batch's remaining ones in one call)."""
-    embedder = get_embedder(settings.embedding_model)
+def _embeddings(
+    articles: list[Article], settings: Settings, embedder: Embedder, profiles: list[TopicProfile],
+    prefetched: Prefetched,
+) -> tuple[list[np.ndarray], list[bool]]:
+    """Each article's embedding, and whether it is of its title and lead (else of its headline alone, see
+    `enrichment.screen`): the stored one when it was made by the configured model (taken as final), else
+    the one computed ahead if it is of the text the article needs now, else computed now (the batch's
+    remaining ones in one call)."""
     vectors: list[np.ndarray | None] = []
-    new: dict[int, np.ndarray] = {}  # by position: vectors to store on their articles
-    missing: list[int] = []
+    leads: list[bool] = []
+    missing: dict[int, str] = {}  # by position: the text still to embed
     for index, article in enumerate(articles):
         vector = _stored_vector(article.embedding, article.embedding_model, embedder)
+        lead = True
         if vector is None:
-            text, ahead = prefetched.get(article.id, ("", None))
-            if ahead is not None and text == article_text(article.title, article.summary):
-                new[index] = ahead
+            lead = wants_lead(article.title, article.summary, profiles)
+            text = embedded_text(article.title, article.summary, lead)
+            ahead_text, ahead = prefetched.get(article.id, ("", None))
+            if ahead is not None and ahead_text == text:
+                vector = _store(article, ahead, embedder)
             else:  # none computed ahead, or the article was edited since
-                missing.append(index)
+                missing[index] = text
         vectors.append(vector)
+        leads.append(lead)
     if missing:
-        texts = [article_text(articles[i].title, articles[i].summary) for i in missing]
-        new.update(zip(missing, embedder.encode(texts, batch_size=settings.embedding_batch_size)))
-    for index, vector in new.items():
-        articles[index].embedding, articles[index].embedding_model = to_bytes(vector), embedder.name
-        vectors[index] = vector
-    return [vector for vector in vectors if vector is not None]
+        fresh = embedder.passages(list(missing.values()), batch_size=settings.embedding_batch_size)
+        for index, vector in zip(missing, fresh):
+            vectors[index] = _store(articles[index], vector, embedder)
+    return [vector for vector in vectors if vector is not None], leads
+
+
+def _store(article: Article, vector: np.ndarray, embedder: Embedder) -> np.ndarray:
+    article.embedding, article.embedding_model = to_bytes(vector), embedder.name
+    return vector
+
+
+def _relevance(article: Article, vector: np.ndarray, profiles: list[TopicProfile]) -> list[Relevance]:
+    return [profile.score(article.title, article.summary, vector, article.language) for profile in profiles]
 
 
 def _enrich_batch(
     settings: Settings,
+    embedder: Embedder,
     ids: list[str],
     profiles: list[TopicProfile],
     clusterer: StoryClusterer,
@@ -167,13 +190,25 @@ def _enrich_batch(
                 text = f"{article.title or ''} {article.summary or ''}"[:LANGUAGE_TEXT_CHARS]
                 article.language = detect_language(text, hint=article.language)
         with clock.step("embedding"):
-            vectors = _embeddings(articles, settings, prefetched)
+            vectors, leads = _embeddings(articles, settings, embedder, profiles, prefetched)
         with clock.step("relevance"):
-            for article, vector in zip(articles, vectors):
-                scores = [
-                    profile.score(article.title, article.summary, vector, article.language) for profile in profiles
-                ]
-                best = best_relevance(scores)
+            scores = [_relevance(article, vector, profiles) for article, vector in zip(articles, vectors)]
+        promote = [i for i, lead in enumerate(leads) if not lead and promoted(scores[i], profiles)]
+        if promote:  # headlines that mean the topic: their lead is read too, and they are scored again
+            with clock.step("embedding"):
+                texts = [article_text(articles[i].title, articles[i].summary) for i in promote]
+                fresh = embedder.passages(texts, batch_size=settings.embedding_batch_size)
+                for index, vector in zip(promote, fresh):
+                    vectors[index] = _store(articles[index], vector, embedder)
+                    leads[index] = True
+            with clock.step("relevance"):
+                for index in promote:
+                    scores[index] = _relevance(articles[index], vectors[index], profiles)
+        result.promoted += len(promote)
+        result.headline_only += leads.count(False)
+        with clock.step("relevance"):
+            for article, article_scores in zip(articles, scores):
+                best = best_relevance(article_scores)
                 if best is None:
                     article.topic, article.relevance, article.relevant = None, None, False
                     article.relevance_reason = "no topics configured"
@@ -224,7 +259,8 @@ def enrich(
     embedder = get_embedder(settings.embedding_model)
     profiles = compile_topics(settings, embedder)
     with session_scope(settings) as session:
-        clusterer = StoryClusterer.load(session, settings, embedder.dim)
+        priors = {profile.name: profile.prior for profile in profiles if profile.prior is not None}
+        clusterer = StoryClusterer.load(session, settings, embedder, priors)
     created: set[str] = set()
     updated: set[str] = set()
     done = 0
@@ -233,11 +269,11 @@ def enrich(
     for chunk_start in range(0, total, chunk_size):
         chunk = pending[chunk_start : chunk_start + chunk_size]
         with clock.step("embedding"):
-            prefetched = _embed_ahead(settings, chunk)
+            prefetched = _embed_ahead(settings, embedder, profiles, chunk)
         for start in range(0, len(chunk), batch_size):
             batch = chunk[start : start + batch_size]
             # committed when it returns
-            result = _enrich_batch(settings, batch, profiles, clusterer, now, prefetched, clock)
+            result = _enrich_batch(settings, embedder, batch, profiles, clusterer, now, prefetched, clock)
             _count(summary, result, created, updated)
             done += len(batch)
             if progress:
@@ -253,6 +289,8 @@ def _count(summary: EnrichSummary, result: _BatchResult, created: set[str], upda
     """Add a committed batch to the run's summary."""
     summary.enriched += result.enriched
     summary.relevant += result.relevant
+    summary.headline_only += result.headline_only
+    summary.promoted += result.promoted
     for story_id in result.created:
         created.add(story_id)
         summary.story_ids.append(story_id)

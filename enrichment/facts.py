@@ -61,6 +61,22 @@ _TRANSLIT = str.maketrans(
     }
 )
 _STEM = 5  # words compared by their first letters: "Lithuania" ~ "Lithuanian", "Россия" ~ "России", "Польша" ~ "Польше"
+# After transliteration, spellings of one name in different alphabets and orthographies are brought to one
+# skeleton: "Вильнюс" (vilnyus) ~ "Vilnius", "Юрмала" (yurmala) ~ "Jūrmala", "Шольц" (sholts) ~ "Scholz",
+# "Таллин" ~ "Tallinn", "Макрон" ~ "Macron". Longest patterns first; then doubled letters collapse.
+_SKELETON = (
+    ("shch", "sh"), ("tsch", "ch"), ("sch", "sh"), ("sz", "sh"), ("cz", "ch"), ("kh", "h"), ("ph", "f"),
+    ("ck", "k"), ("ts", "c"), ("tz", "c"), ("z", "c"), ("c", "k"), ("q", "k"), ("x", "ks"), ("w", "v"),
+    ("y", "i"), ("j", "i"),
+)
+_SKELETON_MAP = dict(_SKELETON)
+_SKELETON_RE = re.compile("|".join(re.escape(pattern) for pattern, _ in _SKELETON))
+_DOUBLE = re.compile(r"(.)\1+")
+
+
+def skeleton(word: str) -> str:
+    """A transliterated, folded word reduced to the skeleton its spellings share (see `_SKELETON`)."""
+    return _DOUBLE.sub(r"\1", _SKELETON_RE.sub(lambda match: _SKELETON_MAP[match.group()], word))
 
 
 _SEP_RE = re.compile(_SEP)
@@ -238,14 +254,15 @@ def extract_facts(text: str) -> set[str]:
 
 @lru_cache(maxsize=65536)
 def fact_keys(fact: str) -> frozenset[str]:
-    """What a fact is compared by: the number itself, or each word of a name folded, transliterated and
-    cut to a stem, so "Pistorius's" ~ "Pistorius" ~ "Писториус" and "Lithuanian" ~ "Lithuania"."""
+    """What a fact is compared by: the number itself, or each word of a name folded, transliterated, reduced
+    to its `skeleton` and cut to a stem, so "Pistorius's" ~ "Pistorius" ~ "Писториус" ~ "Pistoriusas",
+    "Вильнюс" ~ "Vilnius" and "Lithuanian" ~ "Lithuania"."""
     if fact[:1].isdigit():
         return frozenset({fact})
     keys = set()
     for word in re.findall(r"[^\W\d_]+", fold(fact).translate(_TRANSLIT)):
         if word not in _CONNECTORS:
-            keys.add(word[:_STEM])
+            keys.add(skeleton(word)[:_STEM])
     return frozenset(keys)
 
 

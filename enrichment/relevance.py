@@ -150,13 +150,14 @@ def negative_penalty(seed_similarity: float, negative_similarity: float) -> floa
     return NEGATIVE_WEIGHT * max(0.0, negative_similarity - seed_similarity - NEGATIVE_MARGIN)
 
 
-def tail_share(seed_vectors: np.ndarray | None) -> float:
-    """0..SEED_TAIL: the evidence a topic gives at SEED_FLOOR, from how broad its seeds say it is."""
+def tail_share(seed_vectors: np.ndarray | None, scale: tuple[float, float] = (1.0, 0.0)) -> float:
+    """0..SEED_TAIL: the evidence a topic gives at SEED_FLOOR, from how broad its seeds say it is (their mean
+    pairwise cosine, on the scale of all-MiniLM-L6-v2: `Conventions.cosine_scale`)."""
     if seed_vectors is None or len(seed_vectors) < 2:
         return 0.0
     n = len(seed_vectors)
     gram = seed_vectors @ seed_vectors.T
-    breadth = float((gram.sum() - np.trace(gram)) / (n * (n - 1)))  # mean pairwise cosine
+    breadth = float((gram.sum() - np.trace(gram)) / (n * (n - 1))) * scale[0] + scale[1]
     return SEED_TAIL * float(np.clip((NARROW_SEEDS - breadth) / (NARROW_SEEDS - BROAD_SEEDS), 0.0, 1.0))
 
 
@@ -171,6 +172,15 @@ def keyword_gate(effective: float) -> float:
     """GATE_MIN..1: how far an English text's keywords are believed, from its (effective) nearest seed
     similarity: whether any one seed says the same thing."""
     return _clip((effective - GATE_LOW) / (GATE_HIGH - GATE_LOW), GATE_MIN, 1.0)
+
+
+def _centred(vectors: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Unit rows of `vectors` minus a model's common direction (zeros: unchanged)."""
+    if not center.any():
+        return vectors
+    moved = vectors - center
+    norms = np.linalg.norm(moved, axis=1, keepdims=True)
+    return (moved / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 class TopicProfile:
@@ -189,19 +199,68 @@ class TopicProfile:
         self.matcher = TermMatcher(list(unique.values()))
         self.seeds = list(topic.seeds)
         self.negatives = list(topic.negatives)
-        self._seed_vectors = embedder.encode(self.seeds) if self.seeds else None
-        self._negative_vectors = embedder.encode(self.negatives) if self.negatives else None
-        self.tail = tail_share(self._seed_vectors)
+        # Seeds and negatives describe what is looked for: they are embedded as queries, articles as passages,
+        # and each is compared after removing its kind's common direction (`Embedder.center`).
+        self._center = embedder.center
+        self._scale, self._offset = embedder.conventions.cosine_scale
+        self.multilingual = embedder.multilingual  # its seeds mean the same in every language
+        query_center = embedder.query_center
+        self._seed_vectors = _centred(embedder.queries(self.seeds), query_center) if self.seeds else None
+        # where the topic's articles lie before any arrives (story clustering's first comparisons)
+        self.prior = embedder.passages(self.seeds).mean(axis=0) if self.seeds and embedder.conventions.centred else None
+        self._negative_vectors = (
+            _centred(embedder.queries(self.negatives), query_center) if self.negatives else None
+        )
+        # Seeds written in several languages (the same descriptions translated) are read as one group per
+        # language: an article's closeness is its mean cosine to the nearest seeds of the group nearest to it,
+        # so that a seed and its translations count as one description, not as three.
+        groups: dict[str | None, list[int]] = {}
+        for index, seed in enumerate(self.seeds):
+            groups.setdefault(detect_language(seed), []).append(index)
+        if not self.multilingual and "en" in groups:  # an English model reads the English seeds only
+            groups = {"en": groups["en"]}
+        self._seed_groups = [np.array(indices) for indices in groups.values()]
+        largest = max(self._seed_groups, key=len) if self._seed_groups else None
+        self.tail = tail_share(
+            self._seed_vectors[largest] if largest is not None else None, (self._scale, self._offset)
+        )
+        self._baselines: dict[str, float] = {}
+        if self.multilingual and self.seeds:
+            self._baselines = self._language_baselines(embedder)
 
-    def similarities(self, embedding: np.ndarray | None) -> tuple[float, str | None, float, float]:
-        """(nearest seed similarity, that seed, closeness to the seeds, best negative similarity)."""
+    def _language_baselines(self, embedder: Embedder) -> dict[str, float]:
+        """How much closer a generic sentence in each language comes to the seeds than one in English
+        (`GENERIC_TEXTS`): what an article in that language gets for its language alone, and loses here. The
+        constants were set on English, so English counts from 0."""
+        closeness_of = {
+            language: float(np.mean([self.similarities(vector)[2] for vector in vectors]))
+            for language, vectors in embedder.generic_passages().items()
+        }
+        english = closeness_of.get("en", 0.0)
+        return {language: value - english for language, value in closeness_of.items()}
+
+    def unscaled(self) -> None:
+        """Compare with the model's own centred cosines (`Conventions.cosine_scale` ignored): for fitting it."""
+        self._scale, self._offset = 1.0, 0.0
+
+    def similarities(
+        self, embedding: np.ndarray | None, language: str | None = None
+    ) -> tuple[float, str | None, float, float]:
+        """(nearest seed similarity, that seed, closeness to the seeds, best negative similarity) of an article
+        in `language`: each less its language's baseline (see `_language_baselines`)."""
         if embedding is None or self._seed_vectors is None:
             return 0.0, None, 0.0, 0.0
-        vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        vector = _centred(np.asarray(embedding, dtype=np.float32).reshape(1, -1), self._center)[0]
         seed_sims = self._seed_vectors @ vector
+        if self._scale != 1.0 or self._offset:
+            seed_sims = seed_sims * self._scale + self._offset
         best = int(seed_sims.argmax())
-        negative = float((self._negative_vectors @ vector).max()) if self._negative_vectors is not None else 0.0
-        return float(seed_sims[best]), self.seeds[best], closeness(seed_sims), negative
+        negative = 0.0
+        if self._negative_vectors is not None:
+            negative = float((self._negative_vectors @ vector).max()) * self._scale + self._offset
+        close = max(closeness(seed_sims[group]) for group in self._seed_groups)
+        baseline = self._baselines.get(language or "", 0.0)
+        return float(seed_sims[best]) - baseline, self.seeds[best], close - baseline, negative - baseline
 
     def score(
         self,
@@ -219,13 +278,15 @@ class TopicProfile:
         matches = self.matcher.find(text)
         kinds = {match.term.kind for match in matches}
         keywords = keyword_evidence(matches)
-        seed_similarity, seed, close, negative = self.similarities(embedding)
+        seed_similarity, seed, close, negative = self.similarities(embedding, language)
         penalty = negative_penalty(seed_similarity, negative)
         semantic = semantic_evidence(close - penalty, self.tail)
-        english = language in (None, "en") and seed is not None
-        if not english:
+        english = language in (None, "en")
+        if seed is not None and not (english or self.multilingual):
             semantic *= FOREIGN_SEMANTIC_WEIGHT
-        elif "strong" not in kinds:
+        elif seed is not None and english and "strong" not in kinds:
+            # calibrated on English; in other languages a multilingual model's seeds add evidence but do
+            # not discount the keywords (its cross-language cosines are coarser)
             keywords *= keyword_gate(seed_similarity - penalty)
         if "place" not in kinds:
             semantic *= PLACELESS_SEMANTIC_WEIGHT

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -44,6 +44,14 @@ MAX_KEY_READS = 24  # ... and of fact keys
 SHORTLIST = 6  # candidates (best lexical overlap and best embedding) scored in full
 MAX_INDEXED_TERMS = 400  # terms of a story's TF-IDF centroid kept in the inverted index (its heaviest)
 RECENT_ARRIVALS = 64  # arrival times kept per story, for "growing"
+DENSE_RECENT = 2048  # most recently updated stories whose centroids an article is compared with directly
+DENSE_CANDIDATES = 4  # ... of which the closest join the candidates
+# Where a story has no article in an article's language, TF-IDF cannot compare them; the lexical term is
+# then the TF-IDF cosine that two articles in one language usually have at the embeddings' cosine: about
+# STAND_IN_SLOPE x (cosine - STAND_IN_FLOOR), the median per cosine bin over all pairs of 500 ECB+ and 500 UCI
+# articles (no labels involved: 0.16-0.25 at 0.5-0.6, 0.32-0.50 at 0.7-0.8, nothing below 0.3).
+STAND_IN_FLOOR = 0.3
+STAND_IN_SLOPE = 0.8
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,9 @@ class StoryState:
     slot: int
     lexical: dict[str, float] = field(default_factory=dict)  # sum of members' unit TF-IDF vectors
     lexical_norm_sq: float = 0.0
+    # the squared norm of each language's part of `lexical` (words rarely cross languages, so the part of a
+    # language is the change its members made): the lexical cosine of an article in that language
+    language_norm_sq: dict[str, float] = field(default_factory=dict)
     keys: set[str] = field(default_factory=set)  # fact keys of its members
     first_seen: float = math.inf  # epoch seconds
     last_seen: float = -math.inf
@@ -74,8 +85,9 @@ class StoryState:
     representative: tuple[str, str] | None = None  # (article id, title)
 
 
-def _add_sparse(state: StoryState, vector: dict[str, float]) -> None:
-    """Add a sparse vector to the story's TF-IDF sum, updating its squared norm incrementally."""
+def _add_sparse(state: StoryState, vector: dict[str, float], language: str) -> None:
+    """Add a sparse vector (of an article in `language`) to the story's TF-IDF sum, updating its squared
+    norm and its language's incrementally."""
     lexical = state.lexical
     change = 0.0
     for term, weight in vector.items():
@@ -84,6 +96,77 @@ def _add_sparse(state: StoryState, vector: dict[str, float]) -> None:
         lexical[term] = new
         change += new * new - old * old
     state.lexical_norm_sq += change
+    state.language_norm_sq[language] = state.language_norm_sq.get(language, 0.0) + change
+
+
+def lexical_stand_in(cosine: float) -> float:
+    """The lexical evidence of two texts in different languages: what one language would usually give at
+    this embedding cosine (see `STAND_IN_FLOOR`)."""
+    return STAND_IN_SLOPE * max(0.0, cosine - STAND_IN_FLOOR)
+
+
+class RecentCentroids:
+    """The embedding sums of the `capacity` most recently updated stories, in one contiguous matrix: the
+    stories an article is compared with by meaning alone (one matrix product), whatever words it shares.
+    A report in another language follows its story within hours, while the story is among the recent ones;
+    the bound keeps an article's cost flat however many stories are open."""
+
+    def __init__(self, dim: int, capacity: int = DENSE_RECENT) -> None:
+        self.capacity = capacity
+        self._rows = np.zeros((capacity, dim), dtype=np.float32)
+        self._counts = np.ones(capacity, dtype=np.float64)
+        self._sum_sq = np.zeros(capacity, dtype=np.float64)
+        self._slots = np.full(capacity, -1, dtype=np.int64)  # -1: a free row
+        self._row_of: OrderedDict[int, int] = OrderedDict()  # slot -> row, least recently updated first
+        self._free: list[int] = []
+        self._used = 0  # rows ever used: the matrix product reads rows[:used]
+        self._probe = np.zeros((2, dim), dtype=np.float32)
+
+    def touch(self, slot: int, total: np.ndarray, count: float, sum_sq: float) -> None:
+        """Record the story in `slot` as just updated, with its embedding sum, count and squared norm."""
+        row = self._row_of.pop(slot, None)
+        if row is None:
+            if self._free:
+                row = self._free.pop()
+            elif self._used < self.capacity:
+                row, self._used = self._used, self._used + 1
+            else:  # full: the least recently updated story leaves
+                _, row = self._row_of.popitem(last=False)
+        self._row_of[slot] = row
+        self._rows[row] = total
+        self._counts[row] = max(count, 1.0)
+        self._sum_sq[row] = sum_sq
+        self._slots[row] = slot
+
+    def drop(self, slot: int) -> None:
+        row = self._row_of.pop(slot, None)
+        if row is not None:
+            self._slots[row] = -1
+            self._rows[row] = 0.0
+            self._free.append(row)
+
+    def nearest(self, embedding: np.ndarray, common: np.ndarray, k: int) -> list[int]:
+        """The slots of the `k` stories whose centroids are closest to `embedding`, both minus `common`."""
+        used = self._used
+        if not used or k <= 0:
+            return []
+        probe = self._probe
+        probe[0] = embedding
+        probe[1] = common
+        products = self._rows[:used] @ probe.T
+        inverse = 1.0 / self._counts[:used]
+        centroid_v = products[:, 0] * inverse
+        centroid_m = products[:, 1] * inverse
+        m_m, m_v, v_v = float(common @ common), float(common @ embedding), float(embedding @ embedding)
+        centred_sq = self._sum_sq[:used] * (inverse * inverse) - 2.0 * centroid_m + m_m
+        norms = np.sqrt(np.maximum(centred_sq, 1e-12) * max(v_v - 2.0 * m_v + m_m, 1e-12))
+        cosines = (centroid_v - centroid_m + (m_m - m_v)) / norms
+        cosines[self._slots[:used] < 0] = -np.inf
+        if used > k:
+            best = np.argpartition(-cosines, k)[:k]
+        else:
+            best = np.arange(used)
+        return [int(self._slots[row]) for row in best if self._slots[row] >= 0]
 
 
 class Match(NamedTuple):
@@ -102,9 +185,21 @@ class ActiveStories:
     """Active stories of one topic: embedding sums in a matrix, TF-IDF sums and fact keys per story, and an
     inverted index from terms to stories."""
 
-    def __init__(self, dim: int, weights: Weights | None = None, capacity: int = 1024) -> None:
+    def __init__(
+        self,
+        dim: int,
+        weights: Weights | None = None,
+        capacity: int = 1024,
+        center: np.ndarray | None = None,
+        prior: np.ndarray | None = None,
+    ) -> None:
         self.dim = dim
         self.weights = weights or Weights()
+        # the model's common direction (`Embedder.center`), always part of what `_common` removes
+        self._center = np.zeros(dim, dtype=np.float32) if center is None else np.asarray(center, np.float32)
+        # what the topic is about before its articles say it (the mean of its seeds' passage vectors): it
+        # stands in for the articles' mean while few stories are open
+        self._prior = None if prior is None else np.asarray(prior, np.float32)
         self._sums = np.zeros((capacity, dim), dtype=np.float32)
         self._counts = np.zeros(capacity, dtype=np.float32)
         self._sum_sq = np.zeros(capacity, dtype=np.float64)  # squared norm of each embedding sum
@@ -121,6 +216,7 @@ class ActiveStories:
         # term -> {slot: the story's TF-IDF weight of the term}, most recently updated story last
         self._postings: dict[str, dict[int, float]] = {}
         self._by_last_seen: list[tuple[float, str]] = []  # heap, with stale entries skipped by `expire`
+        self._recent = RecentCentroids(dim)
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -181,6 +277,7 @@ class ActiveStories:
                 posting.pop(state.slot, None)
                 if not posting:
                     del self._postings[term]
+        self._recent.drop(state.slot)
         self._mean_sum -= self._sums[state.slot]
         self._mean_count -= int(self._counts[state.slot])
         self._sums[state.slot] = 0.0
@@ -224,6 +321,7 @@ class ActiveStories:
         lexical: dict[str, float],
         keys: set[str],
         at: float,
+        language: str = "",
     ) -> StoryState:
         """Count one article in the story (creating the story if needed)."""
         state = self._states.get(story_id) or self.create(story_id)
@@ -231,9 +329,10 @@ class ActiveStories:
         total += embedding
         self._sum_sq[state.slot] = float(total @ total)
         self._counts[state.slot] += 1.0
+        self._recent.touch(state.slot, total, float(self._counts[state.slot]), float(self._sum_sq[state.slot]))
         self._mean_sum += embedding
         self._mean_count += 1
-        _add_sparse(state, lexical)
+        _add_sparse(state, lexical, language)
         state.keys |= keys
         state.first_seen = min(state.first_seen, at)
         if at > state.last_seen:
@@ -276,7 +375,16 @@ class ActiveStories:
         total += self._sums[absorbed.slot]
         self._sum_sq[survivor.slot] = float(total @ total)
         self._counts[survivor.slot] += self._counts[absorbed.slot]
-        _add_sparse(survivor, absorbed.lexical)
+        before = survivor.lexical_norm_sq
+        _add_sparse(survivor, absorbed.lexical, "")
+        survivor.language_norm_sq.pop("", None)
+        # the absorbed story's languages keep their norms, and the cross terms of what both share go to them
+        cross = survivor.lexical_norm_sq - before - absorbed.lexical_norm_sq
+        shared = [language for language in absorbed.language_norm_sq if language in survivor.language_norm_sq]
+        for language, norm_sq in absorbed.language_norm_sq.items():
+            survivor.language_norm_sq[language] = survivor.language_norm_sq.get(language, 0.0) + norm_sq
+        for language in shared:
+            survivor.language_norm_sq[language] += cross / len(shared)
         survivor.keys |= absorbed.keys
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         if absorbed.last_seen > survivor.last_seen:
@@ -292,6 +400,8 @@ class ActiveStories:
         self._mean_sum += moved_sum  # its articles stay active, in the survivor
         self._mean_count += moved_count
         self._index(survivor, terms)
+        slot = survivor.slot
+        self._recent.touch(slot, self._sums[slot], float(self._counts[slot]), float(self._sum_sq[slot]))
         return survivor
 
     # ------------------------------------------------------------------------------------- similarity
@@ -301,9 +411,15 @@ class ActiveStories:
         return self.weights.decay * (1.0 - math.exp(-hours / self.weights.decay_hours))
 
     def candidates(
-        self, embedding: np.ndarray, lexical: dict[str, float], keys: set[str], at: float, window_s: float
+        self,
+        embedding: np.ndarray,
+        lexical: dict[str, float],
+        keys: set[str],
+        at: float,
+        window_s: float,
+        language: str = "",
     ) -> list[Match]:
-        """The best-scoring active stories for an article, best first (at most `SHORTLIST`)."""
+        """The best-scoring active stories for an article (in `language`), best first (at most `SHORTLIST`)."""
         if not self._states:
             return []
         # 1. candidates and their lexical dot product, from the postings of the article's rarest terms first,
@@ -332,6 +448,10 @@ class ActiveStories:
                 for slot in islice(reversed(posting), min(MAX_POSTINGS, budget)):
                     setdefault(slot, 0.0)
                 budget -= min(len(posting), MAX_POSTINGS)
+        # ... and the stories closest in meaning among the most recently updated: a report in another
+        # language may share no word, name or number with its story
+        for slot in self._recent.nearest(embedding, self._common(), DENSE_CANDIDATES):
+            setdefault(slot, 0.0)
         if not partial:
             return []
         count = len(partial)
@@ -356,16 +476,18 @@ class ActiveStories:
             if state.last_seen < oldest or state.first_seen > newest:
                 continue
             fact_share = len(keys & state.keys) / key_count if key_count else 0.0
-            # exact, not the partial sum of the postings read (which only ranks the shortlist)
-            lexical_score = dot(lexical, state.lexical) / math.sqrt(state.lexical_norm_sq or 1.0)
             embedding_score = cosine_list[index]
+            # exact, not the partial sum of the postings read (which only ranks the shortlist), and against the
+            # story's articles in the article's language; where it has none, the embedding carries the weight
+            norm_sq = state.language_norm_sq.get(language, 0.0)
+            if norm_sq > 0.0:
+                lexical_score = dot(lexical, state.lexical) / math.sqrt(norm_sq)
+                evidence = w_embedding * embedding_score + w_lexical * lexical_score
+            else:
+                lexical_score = 0.0
+                evidence = w_embedding * embedding_score + w_lexical * lexical_stand_in(embedding_score)
             hours = max(0.0, at - state.last_seen) / 3600.0  # `_decay`
-            score = (
-                w_embedding * embedding_score
-                + w_lexical * lexical_score
-                + w_facts * fact_share
-                - decay * (1.0 - math.exp(-hours / decay_hours))
-            )
+            score = evidence + w_facts * fact_share - decay * (1.0 - math.exp(-hours / decay_hours))
             matches.append(Match(state.story_id, score, embedding_score, lexical_score, fact_share))
         matches.sort(key=_by_score)
         return matches
@@ -379,11 +501,17 @@ class ActiveStories:
         if self._common_cache is not None and self._common_cache[0] == key:
             return self._common_cache[1]
         stories = len(self._states)
-        if stories < 2 or not self._mean_count or not self.weights.center:
-            common = np.zeros(self.dim, dtype=np.float32)
+        center, weight = self._center, self.weights.center
+        if not weight:
+            common = center
         else:
-            weight = self.weights.center * (stories - 1) / stories
-            common = (weight * self._mean_sum / self._mean_count).astype(np.float32)
+            share = (stories - 1) / stories if stories >= 2 and self._mean_count else 0.0
+            topic = np.zeros(self.dim, dtype=np.float64)
+            if share:
+                topic += share * (self._mean_sum / self._mean_count - center)
+            if self._prior is not None:
+                topic += (1.0 - share) * (self._prior - center)
+            common = (center + weight * topic).astype(np.float32)
         self._common_cache = (key, common)
         return common
 
@@ -415,6 +543,8 @@ class ActiveStories:
         b = self._sums[second.slot] / max(float(self._counts[second.slot]), 1.0) - common
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         cosine = float(a @ b) / norm if norm > 0 else 0.0
+        if not first.language_norm_sq.keys() & second.language_norm_sq.keys():  # no language in common
+            return self.weights.embedding * cosine + self.weights.lexical * lexical_stand_in(cosine)
         lexical_norm = math.sqrt(first.lexical_norm_sq * second.lexical_norm_sq)
         lexical = dot(first.lexical, second.lexical) / lexical_norm if lexical_norm > 0 else 0.0
         return self.weights.embedding * cosine + self.weights.lexical * lexical

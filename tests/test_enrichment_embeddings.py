@@ -21,19 +21,19 @@ TEXTS = [
 
 
 def test_encode_shape_norm_and_dtype(embedder) -> None:
-    vectors = embedder.encode(TEXTS)
+    vectors = embedder.passages(TEXTS)
     assert embedder.dim == 384
     assert vectors.shape == (len(TEXTS), 384)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert embedder.encode([]).shape == (0, 384)
+    assert embedder.passages([]).shape == (0, 384)
 
 
 def test_encode_is_deterministic(embedder) -> None:
-    first = embedder.encode(TEXTS, batch_size=2)
-    again = embedder.encode(TEXTS, batch_size=2)
+    first = embedder.passages(TEXTS, batch_size=2)
+    again = embedder.passages(TEXTS, batch_size=2)
     assert np.array_equal(first, again)
-    alone = embedder.encode(TEXTS[:1])
+    alone = embedder.passages(TEXTS[:1])
     assert np.allclose(first[0], alone[0], atol=1e-5)  # batching does not change a text's vector
 
 

@@ -36,7 +36,7 @@ def profile(embedder) -> TopicProfile:
 
 
 def score(profile: TopicProfile, embedder, title: str, summary: str = "", language: str | None = None) -> Relevance:
-    vector = embedder.encode([article_text(title, summary)])[0]
+    vector = embedder.passages([article_text(title, summary)])[0]
     return profile.score(title, summary, vector, language)
 
 

@@ -69,11 +69,14 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
 
     assert summary.enriched == len(ARTICLES)
     assert summary.relevant == 6
-    # the brigade (4 articles), the Kaliningrad transit ban in English, and in Russian (see below)
-    assert summary.stories_created == 3 and summary.stories_updated == 0
-    assert len(summary.story_ids) == 3
+    # the brigade (4 articles, one German), the Kaliningrad transit ban (in English and in Russian)
+    assert summary.stories_created == 2 and summary.stories_updated == 0
+    assert len(summary.story_ids) == 2
     assert set(summary.to_dict()) == {
-        "enriched", "relevant", "stories_created", "stories_updated", "story_ids", "step_seconds"}
+        "enriched", "relevant", "stories_created", "stories_updated", "headline_only", "promoted", "story_ids",
+        "step_seconds"}
+    # the two that name no topic term were embedded by their headline (enrichment.screen)
+    assert summary.headline_only == 2 and summary.promoted == 0
     assert set(summary.step_seconds) == {"language", "embedding", "relevance", "clustering", "database"}
     assert all(seconds >= 0 for seconds in summary.step_seconds.values()) and summary.step_seconds["embedding"] > 0
     assert calls[0] == (0, len(ARTICLES)) and calls[-1] == (len(ARTICLES), len(ARTICLES))
@@ -103,14 +106,16 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
         update = by_title[ARTICLES[7][0]]
         assert update.story_id == story.id and "5000" in update.novel_terms and "Rukla" in update.novel_terms
         kaliningrad = session.get(Story, by_title[ARTICLES[4][0]].story_id)
-        # the English-only model cannot tie the Russian article to the English one on the same event
-        assert kaliningrad.id != story.id and russian.story_id not in (story.id, kaliningrad.id)
+        # the multilingual model ties the Russian article to the English one on the same event
+        assert kaliningrad.id != story.id and russian.story_id == kaliningrad.id
+        assert kaliningrad.language_counts == {"en": 1, "ru": 1}
         assert session.scalar(select(func.sum(Story.article_count))) == summary.relevant
 
     before = snapshot(settings)
     again = enrich(settings, now=NOW + timedelta(hours=1))
     assert again.to_dict() == {
-        "enriched": 0, "relevant": 0, "stories_created": 0, "stories_updated": 0, "story_ids": [], "step_seconds": {},
+        "enriched": 0, "relevant": 0, "stories_created": 0, "stories_updated": 0, "headline_only": 0, "promoted": 0,
+        "story_ids": [], "step_seconds": {},
     }
     assert snapshot(settings) == before
     assert sorted(ids) == sorted(a[0] for a in before[0])
@@ -179,8 +184,9 @@ def test_a_prefetched_embedding_is_used_only_for_the_text_it_was_made_of(setting
             unchanged.id: (article_text(unchanged.title, unchanged.summary), marker),
             edited.id: (article_text(edited.title, "the summary before the edit"), marker),
         }
-        first, second = _embeddings([unchanged, edited], settings, prefetched)
+        (first, second), leads = _embeddings([unchanged, edited], settings, embedder, [], prefetched)
+        assert leads == [True, True]  # no topics: every article is read with its lead
         assert np.array_equal(first, marker) and np.array_equal(from_bytes(unchanged.embedding), marker)
         assert not np.array_equal(second, marker)
-        assert np.allclose(second, embedder.encode([article_text(edited.title, edited.summary)])[0], atol=1e-5)
+        assert np.allclose(second, embedder.passages([article_text(edited.title, edited.summary)])[0], atol=1e-5)
         assert edited.embedding_model == unchanged.embedding_model == embedder.name

@@ -102,7 +102,7 @@ def test_reason_names_the_matched_business_keyword(embedder):
     topics, _ = load_profiles(DEFAULT_PROFILES)
     business = TopicProfile(next(t for t in topics if t.name == "business"), embedder, 0.5)
     title = "Central bank raises interest rates as inflation climbs"
-    vector = embedder.encode([article_text(title)])[0]
+    vector = embedder.passages([article_text(title)])[0]
     relevance = business.score(title, None, vector, language="en")
     assert "inflation" in [term.casefold() for term in relevance.matched_terms]
     assert "inflation" in relevance.reason
@@ -122,13 +122,14 @@ def test_headline_without_keywords_is_ranked_by_meaning(embedder, shared_data: P
     items = json.loads((shared_data / "replay" / "reddit-news-headlines.json").read_text(encoding="utf-8"))
     assert title in {item["title"] for item in items}
     topics, _ = load_profiles(DEFAULT_PROFILES)
-    vector = embedder.encode([article_text(title)])[0]
+    vector = embedder.passages([article_text(title)])[0]
     profiles = [TopicProfile(topic, embedder, 0.5) for topic in topics]
     results = [profile.score(title, None, vector, language="en") for profile in profiles]
     assert not any(result.matched_terms for result in results)
-    assert all(profile.tail > 0 for profile in profiles)  # broad topics: closeness ranks below the floor
     best = max(results, key=lambda r: r.score)
     assert best.topic == "entertainment" and best.score > 0  # not a tie at 0 between all categories
+    entertainment = next(profile for profile in profiles if profile.name == "entertainment")
+    assert entertainment.tail > 0  # a broad topic: closeness ranks below the floor
     assert best.reason.startswith("no terms; nearest seed: ")
 
 
