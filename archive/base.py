@@ -8,7 +8,7 @@ Elasticsearch, and `tests/test_archive_conformance.py` holds both to it. The sha
 - highlights are lists of fragments per field (ES `highlight` with `pre_tags`/`post_tags` set to the
   markers below and no HTML encoder);
 - facets are value -> count over the whole filtered match set (ES `terms` aggregations);
-- `nearest` is kNN with the same filters (ES `knn` with `filter`).
+- `nearest` is kNN with the same filters (ES `knn` with `filter`), over the vectors of one model when asked.
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ class ArticleDoc:
     relevance: float | None = None
     story_id: str | None = None
     embedding: np.ndarray | None = None  # float32, 1-D; not returned by `search`/`nearest` (like ES `_source` excludes)
+    # the model that made `embedding`: two models may make vectors of one size (all-MiniLM-L6-v2 and
+    # multilingual-e5-small: 384), and vectors of two models are never compared (`nearest(model=...)`)
+    embedding_model: str | None = None
 
     def __post_init__(self) -> None:
         self.published_at = _utc(self.published_at, "published_at", required=True)  # type: ignore[assignment]
@@ -273,19 +276,26 @@ class ArchiveBackend(ABC):
         """Stories, most recently active first (`last_seen`) or largest first (`size`)."""
 
     @abstractmethod
-    def nearest(self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None) -> list[Hit]:
+    def nearest(
+        self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None, model: str | None = None
+    ) -> list[Hit]:
         """The `k` articles whose embeddings are closest (cosine) to `vector`, closest first; `score` is the
         cosine similarity. `query` restricts the candidates: its filters, and its text if any; its sort,
-        paging, highlight and facets are ignored."""
+        paging, highlight and facets are ignored. `model`: only embeddings that model made (`vector` is of
+        it); None compares every stored embedding."""
 
-    def hybrid(self, query: SearchQuery, vector: np.ndarray, k: int = 20) -> list[Hit]:
+    def hybrid(
+        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
+    ) -> list[Hit]:
         """Text and vector ranking fused: the `k` best articles by reciprocal rank fusion (RRF) of the text
-        ranking of `query` (its filters apply to both) and the kNN ranking of `vector`. `score` is the fused
-        score. This default fuses in the client; a backend may fuse server-side (ES retrievers) instead."""
+        ranking of `query` (its filters apply to both) and the kNN ranking of `vector` (over `model`'s
+        embeddings, as `nearest`). `score` is the fused score; hits of the text ranking keep their
+        highlights when `query.highlight`. This default fuses in the client; a backend may fuse server-side
+        (ES retrievers) instead."""
         window = max(k, RRF_WINDOW)
-        text_query = replace(query, page=1, per_page=min(window, MAX_PER_PAGE), highlight=False, facets=())
+        text_query = replace(query, page=1, per_page=min(window, MAX_PER_PAGE), facets=())
         text_hits = self.search(text_query).hits if query.text.strip() else []
-        vector_hits = self.nearest(vector, k=window, query=replace(query, text=""))
+        vector_hits = self.nearest(vector, k=window, query=replace(query, text=""), model=model)
         return fuse_rrf([text_hits, vector_hits], k)
 
     @abstractmethod
@@ -311,6 +321,10 @@ class ArchiveBackend(ABC):
         """Documents held: {"articles": n, "stories": m}."""
 
     @abstractmethod
+    def vector_models(self) -> dict[str, int]:
+        """Articles with an embedding, by the model that made it (`UNKNOWN_MODEL` where none is recorded)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> ArchiveBackend:
@@ -325,6 +339,7 @@ class ArchiveBackend(ABC):
         self.close()
 
 
+UNKNOWN_MODEL = "unknown"  # `vector_models` key of embeddings stored without their model
 RRF_RANK_CONSTANT = 60  # the usual RRF constant (Cormack et al. 2009; ES's default rank_constant)
 RRF_WINDOW = 100  # candidates taken from each ranking before fusion (ES's rank_window_size default)
 

@@ -24,6 +24,7 @@ def article_doc(article: Article) -> ArticleDoc:
         relevance=article.relevance,
         story_id=article.story_id,
         embedding=from_bytes(article.embedding) if article.embedding else None,
+        embedding_model=article.embedding_model if article.embedding else None,
     )
 
 

@@ -38,6 +38,7 @@ from archive.base import (
 from archive.es_requests import (
     DEFAULT_DIMS,
     KINDS,
+    added_article_fields,
     SEARCHES,
     AliasState,
     IndexNames,
@@ -56,11 +57,13 @@ from archive.es_requests import (
     list_searches_body,
     list_stories_body,
     nearest_body,
+    vector_models_body,
     next_index,
     parse_hybrid_response,
     parse_nearest_response,
     parse_percolate_response,
     parse_search_response,
+    parse_vector_models,
     parse_version,
     percolate_body,
     rrf_allowed,
@@ -204,6 +207,9 @@ class ElasticsearchArchive(ArchiveBackend):
                     name=self.names.template(kind), body=index_template(kind, self.names, self.dims)
                 )
             self._ensure_aliases(kind)
+        articles = sorted({self.names.read("articles"), self.names.write("articles")})
+        with self._calling("add new article fields"):
+            self.client.indices.put_mapping(index=articles, properties=added_article_fields())
 
     def _server_version(self) -> tuple[int, ...]:
         if self._version is None:
@@ -418,12 +424,19 @@ class ElasticsearchArchive(ArchiveBackend):
             response = self.client.search(index=self.names.read("articles"), body=search_body(query)).body
         return parse_search_response(response, query)
 
-    def nearest(self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None) -> list[Hit]:
+    def vector_models(self) -> dict[str, int]:
+        with self._calling("count vectors by model"):
+            response = self.client.search(index=self.names.read("articles"), body=vector_models_body()).body
+        return parse_vector_models(response)
+
+    def nearest(
+        self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None, model: str | None = None
+    ) -> list[Hit]:
         """kNN on the int8-quantised HNSW graph, the candidates re-scored with the float vectors
         (`rescore_vector`); ES's score (1 + cos) / 2 is turned back into the cosine."""
         if k <= 0:
             return []
-        body = nearest_body(vector, k, query)
+        body = nearest_body(vector, k, query, model)
         try:
             with self._calling("nearest"):
                 response = self.client.search(index=self.names.read("articles"), body=body).body
@@ -433,7 +446,9 @@ class ElasticsearchArchive(ArchiveBackend):
             raise
         return parse_nearest_response(response)
 
-    def hybrid(self, query: SearchQuery, vector: np.ndarray, k: int = 20) -> list[Hit]:
+    def hybrid(
+        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
+    ) -> list[Hit]:
         """Server-side RRF (`rrf` retriever over a standard and a knn retriever) where the licence allows
         it: RRF is an Enterprise feature in ES 9 (`RRFRankPlugin`: License.OperationMode.ENTERPRISE), so
         a basic or platinum cluster gets the base class's client-side fusion of `search` and `nearest`
@@ -442,7 +457,7 @@ class ElasticsearchArchive(ArchiveBackend):
         if k <= 0:
             return []
         if not parse_query(query.text).empty and self._server_rrf():
-            body = hybrid_body(query, vector, k)
+            body = hybrid_body(query, vector, k, model)
             try:
                 with self._calling("hybrid search"):
                     response = self.client.search(index=self.names.read("articles"), body=body).body
@@ -451,7 +466,7 @@ class ElasticsearchArchive(ArchiveBackend):
                 if not _licence_refused(exc.__cause__):
                     raise
                 self._rrf = False  # the licence changed since it was read: fuse in the client from now on
-        return super().hybrid(query, vector, k)
+        return super().hybrid(query, vector, k, model)
 
     def _server_rrf(self) -> bool:
         """Read `GET _license` once: may this cluster fuse server-side? A user without the `monitor`

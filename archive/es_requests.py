@@ -35,6 +35,7 @@ from archive.base import (
     RRF_RANK_CONSTANT,
     RRF_WINDOW,
     STORY_SORTS,
+    UNKNOWN_MODEL,
     ArticleDoc,
     Hit,
     SavedSearch,
@@ -286,6 +287,7 @@ def article_source(doc: ArticleDoc, *, dims: int | None = None, embedding: bool 
     }
     if embedding and doc.embedding is not None:
         source["embedding"] = _embedding(doc.embedding, dims)
+        source["embedding_model"] = doc.embedding_model
     return source
 
 
@@ -331,6 +333,7 @@ def article_from_source(source: Mapping[str, Any]) -> ArticleDoc:
         relevance=source.get("relevance"),
         story_id=source.get("story_id"),
         embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+        embedding_model=source.get("embedding_model"),
     )
 
 
@@ -514,9 +517,10 @@ def search_body(query: SearchQuery) -> dict[str, Any]:
     return body
 
 
-def knn_clause(vector: np.ndarray, k: int, query: SearchQuery | None) -> dict[str, Any]:
+def knn_clause(vector: np.ndarray, k: int, query: SearchQuery | None, model: str | None = None) -> dict[str, Any]:
     """A kNN search on `embedding`: the `k` nearest among the articles that pass `query`'s filters and
-    text (as a non-scoring pre-filter), the int8 candidates re-scored with the float vectors."""
+    text (as a non-scoring pre-filter) and whose embedding `model` made (when given), the int8 candidates
+    re-scored with the float vectors."""
     k = max(1, min(int(k), MAX_KNN))
     clause: dict[str, Any] = {
         "field": "embedding",
@@ -525,10 +529,15 @@ def knn_clause(vector: np.ndarray, k: int, query: SearchQuery | None) -> dict[st
         "num_candidates": min(max(2 * k, 100), MAX_KNN),
         "rescore_vector": {"oversample": KNN_OVERSAMPLE},
     }
+    filters = []
     if query is not None:
         restrict = article_query(query, rank=False)
         if restrict != {"match_all": {}}:
-            clause["filter"] = [restrict]
+            filters.append(restrict)
+    if model is not None:
+        filters.append({"term": {"embedding_model": model}})
+    if filters:
+        clause["filter"] = filters
     return clause
 
 
@@ -541,21 +550,24 @@ def unit_list(vector: np.ndarray) -> list[float]:
     return [float(x) for x in values / norm]
 
 
-def nearest_body(vector: np.ndarray, k: int, query: SearchQuery | None = None) -> dict[str, Any]:
+def nearest_body(
+    vector: np.ndarray, k: int, query: SearchQuery | None = None, model: str | None = None
+) -> dict[str, Any]:
     """The body of a top-level kNN search for `ArchiveBackend.nearest`."""
-    knn = knn_clause(vector, k, query)
+    knn = knn_clause(vector, k, query, model)
     return {"knn": knn, "size": knn["k"], "_source": {"excludes": ["embedding"]}}
 
 
-def hybrid_body(query: SearchQuery, vector: np.ndarray, k: int) -> dict[str, Any]:
-    """Server-side RRF (ES `rrf` retriever): the text ranking of `query` and the kNN ranking of `vector`,
-    both restricted by `query`'s filters, the same window and rank constant as `archive.base.hybrid`."""
+def hybrid_body(query: SearchQuery, vector: np.ndarray, k: int, model: str | None = None) -> dict[str, Any]:
+    """Server-side RRF (ES `rrf` retriever): the text ranking of `query` and the kNN ranking of `vector`
+    (over `model`'s embeddings when given), both restricted by `query`'s filters, the same window and rank
+    constant as `archive.base.hybrid`."""
     k = max(1, min(int(k), MAX_KNN))
     window = min(max(k, RRF_WINDOW), MAX_KNN)
     knn = knn_clause(vector, window, SearchQuery(
         date_from=query.date_from, date_to=query.date_to, sources=query.sources,
         languages=query.languages, topics=query.topics, story_ids=query.story_ids,
-    ))
+    ), model)
     return {
         "retriever": {
             "rrf": {
@@ -625,6 +637,35 @@ def parse_search_response(response: Mapping[str, Any], query: SearchQuery) -> Se
 def knn_score_to_cosine(score: float) -> float:
     """ES scores a cosine kNN hit (1 + cosine) / 2 (to keep scores positive); this is the cosine back."""
     return max(-1.0, min(1.0, 2.0 * float(score) - 1.0))
+
+
+def added_article_fields() -> dict[str, Any]:
+    """Article fields newer than the first schema, put on existing indices by `ensure_ready` (a mapping can
+    gain a field in place; `dynamic: false` would otherwise leave it unindexed until a rebuild)."""
+    properties = load_template_file("articles")["template"]["mappings"]["properties"]
+    return {name: properties[name] for name in ("embedding_model",)}
+
+
+def vector_models_body() -> dict[str, Any]:
+    """Articles with an embedding, counted by `embedding_model` (and those without one recorded)."""
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": {"exists": {"field": "embedding"}},
+        "aggs": {
+            "models": {"terms": {"field": "embedding_model", "size": 100}},
+            "unrecorded": {"missing": {"field": "embedding_model"}},
+        },
+    }
+
+
+def parse_vector_models(response: Mapping[str, Any]) -> dict[str, int]:
+    aggs = response.get("aggregations") or {}
+    counts = {str(b["key"]): int(b["doc_count"]) for b in (aggs.get("models") or {}).get("buckets", [])}
+    unrecorded = int((aggs.get("unrecorded") or {}).get("doc_count") or 0)
+    if unrecorded:
+        counts[UNKNOWN_MODEL] = counts.get(UNKNOWN_MODEL, 0) + unrecorded
+    return counts
 
 
 def parse_nearest_response(response: Mapping[str, Any]) -> list[Hit]:

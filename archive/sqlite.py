@@ -43,13 +43,15 @@ from archive.base import (
     SearchResult,
     StoryDoc,
     StorySort,
+    UNKNOWN_MODEL,
 )
 from archive.folding import fold, restore
 from archive.fragments import fragments
 from archive.knn import top_k, unit
 from archive.query import parse_query, to_fts5
 
-SCHEMA_VERSION = 2  # 2: saved_searches and meta (created in place on an archive of version 1)
+# 2: saved_searches and meta; 3: articles.embedding_model (both added in place to an older archive)
+SCHEMA_VERSION = 3
 BM25_WEIGHTS = (10.0, 3.0, 1.0)  # title, summary, content
 # Fragment size and count per highlighted field (a title is short: one fragment, the whole title).
 FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 1), "summary": (240, 2), "content": (160, 3)}
@@ -71,12 +73,14 @@ CREATE TABLE IF NOT EXISTS articles (
     relevance REAL,
     story_id TEXT,
     embedding BLOB,
+    embedding_model TEXT,
     indexed_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published_at);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source, published_at);
 CREATE INDEX IF NOT EXISTS articles_language ON articles(language, published_at);
 CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id, published_at);
+CREATE INDEX IF NOT EXISTS articles_embedding_model ON articles(embedding_model);
 CREATE TABLE IF NOT EXISTS article_topics (
     topic TEXT NOT NULL,
     seq INTEGER NOT NULL REFERENCES articles(seq) ON DELETE CASCADE,
@@ -117,7 +121,8 @@ CREATE TABLE IF NOT EXISTS meta (
 _REBUILD_MARK = "rebuild_since"  # meta key: when the rebuild in progress began
 
 _ARTICLE_COLUMNS = (
-    "id, url, title, summary, content, source, language, published_at, topics, relevance, story_id"
+    "id, url, title, summary, content, source, language, published_at, topics, relevance, story_id, "
+    "embedding_model"
 )
 _STORY_COLUMNS = (
     "id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages, top_links"
@@ -166,6 +171,9 @@ class SQLiteArchive(ArchiveBackend):
                 f"{self.path}: archive schema {version} is newer than this code ({SCHEMA_VERSION})"
             )
         with self._transaction():
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
+            if columns and "embedding_model" not in columns:  # an archive of schema 2 or older
+                self.db.execute("ALTER TABLE articles ADD COLUMN embedding_model TEXT")
             _create(self.db, _DDL)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -347,6 +355,14 @@ class SQLiteArchive(ArchiveBackend):
         stories = self.db.execute("SELECT count(*) FROM stories").fetchone()[0]
         return {"articles": articles, "stories": stories}
 
+    def vector_models(self) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT coalesce(embedding_model, ?), count(*) FROM articles WHERE embedding IS NOT NULL "
+            "GROUP BY 1 ORDER BY 2 DESC, 1",
+            (UNKNOWN_MODEL,),
+        ).fetchall()
+        return {model: count for model, count in rows}
+
     # --- search ----------------------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> SearchResult:
@@ -409,11 +425,15 @@ class SQLiteArchive(ArchiveBackend):
         ).fetchall()
         return {day: count for day, count in reversed(rows)}
 
-    def nearest(self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None) -> list[Hit]:
+    def nearest(
+        self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None, model: str | None = None
+    ) -> list[Hit]:
         target = unit(vector)
         match = to_fts5(parse_query(query.text)) if query else ""
         source, where, params = _matching(query or SearchQuery(), match)
         where = f"{where} AND a.embedding IS NOT NULL" if where else "WHERE a.embedding IS NOT NULL"
+        if model is not None:
+            where, params = f"{where} AND a.embedding_model = ?", [*params, model]
         cursor = self.db.execute(f"SELECT a.seq, a.embedding {source} {where}", params)
         best = top_k(target, _chunks(cursor), k)
         if not best:
@@ -446,18 +466,20 @@ def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding:
     topics = sorted({str(topic) for topic in doc.topics if topic})
     (seq,) = db.execute(
         f"""INSERT INTO articles ({_ARTICLE_COLUMNS}, embedding, indexed_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 url = excluded.url, title = excluded.title, summary = excluded.summary,
                 content = excluded.content, source = excluded.source, language = excluded.language,
                 published_at = excluded.published_at, topics = excluded.topics,
                 relevance = excluded.relevance, story_id = excluded.story_id,
-                embedding = excluded.embedding, indexed_at = excluded.indexed_at
+                embedding_model = excluded.embedding_model, embedding = excluded.embedding,
+                indexed_at = excluded.indexed_at
             RETURNING seq""",
         (
             doc.id, doc.url, doc.title or "", doc.summary or "", doc.content or "", doc.source,
             doc.language, _ts(doc.published_at), json.dumps(topics, ensure_ascii=False),
-            None if doc.relevance is None else float(doc.relevance), doc.story_id, blob, now,
+            None if doc.relevance is None else float(doc.relevance), doc.story_id,
+            doc.embedding_model if blob is not None else None, blob, now,
         ),
     ).fetchone()
     db.execute("DELETE FROM articles_fts WHERE rowid = ?", (seq,))
@@ -540,11 +562,11 @@ def _fragments(marked: tuple[str, str, str] | None, doc: ArticleDoc) -> dict[str
 
 def _article(row: tuple[Any, ...], embedding: bytes | None = None) -> ArticleDoc:
     (doc_id, url, title, summary, content, source, language, published_at, topics, relevance,
-     story_id) = row
+     story_id, embedding_model) = row
     return ArticleDoc(
         id=doc_id, url=url, title=title, summary=summary, content=content, source=source,
         language=language, published_at=datetime.fromisoformat(published_at), topics=json.loads(topics),
-        relevance=relevance, story_id=story_id,
+        relevance=relevance, story_id=story_id, embedding_model=embedding_model,
         embedding=None if embedding is None else np.frombuffer(embedding, dtype="<f4").copy(),
     )
 

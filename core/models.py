@@ -144,7 +144,7 @@ class Article(Base):
 
     # enrichment
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, L2-normalised
-    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    embedding_model: Mapped[str | None] = mapped_column(String(200))  # `Embedder.name` of what made it
     enriched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     topic: Mapped[str | None] = mapped_column(String(100), index=True)  # best-scoring topic
     relevance: Mapped[float | None] = mapped_column(Float)
@@ -180,6 +180,7 @@ class Story(Base):
     language_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     terms: Mapped[list[str]] = mapped_column(JSON, default=list)  # known facts: entities and numbers
     centroid: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    centroid_model: Mapped[str | None] = mapped_column(String(200))  # the embedding model of its members' vectors
     born_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # reached the size/source thresholds
     merged_into: Mapped[str | None] = mapped_column(String(32), index=True)  # absorbed by that story
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -151,10 +151,11 @@ class StoryRecord:
         values["syndicated_outlets"] = values["syndicated_outlets"] or 0
         return cls(id=story.id, **values)
 
-    def row(self, centroid: bytes | None) -> dict[str, object]:
+    def row(self, centroid: bytes | None, model: str | None = None) -> dict[str, object]:
         values: dict[str, object] = {"id": self.id, **{name: getattr(self, name) for name in self.COLUMNS}}
         if centroid is not None:
             values["centroid"] = centroid
+            values["centroid_model"] = model
         return values
 
     def count_sources(self) -> None:
@@ -203,8 +204,12 @@ class StoryClusterer:
         weights: Weights | None = None,
         center: np.ndarray | None = None,
         priors: dict[str, np.ndarray] | None = None,
+        model: str | None = None,
+        language_gap: float = 0.0,
     ) -> None:
         self.settings = settings
+        self.language_gap = language_gap  # `Embedder.language_gap`
+        self.model = model  # the embedding model of the vectors it is given (`Story.centroid_model`)
         self.dim = dim
         self.weights = weights or Weights()
         self.center = center  # the embedding model's common direction (`Embedder.center`)
@@ -232,7 +237,10 @@ class StoryClusterer:
     ) -> StoryClusterer:
         """A clusterer whose index holds the stories active at the newest story's last article, for the
         vectors of `embedder` (`priors`: each topic's seeds, see `ActiveStories`)."""
-        clusterer = cls(settings, embedder.dim, center=embedder.center, priors=priors)
+        clusterer = cls(
+            settings, embedder.dim, center=embedder.center, priors=priors, model=embedder.name,
+            language_gap=embedder.language_gap,
+        )
         dim = embedder.dim
         newest = session.scalar(select(func.max(Story.last_seen)).where(Story.merged_into.is_(None)))
         if newest is None:
@@ -248,16 +256,19 @@ class StoryClusterer:
             select(
                 Article.id, Article.story_id, Article.topic, Article.title, Article.summary, Article.embedding,
                 Article.published_at, Article.canonical_url, Article.minhash, Article.language,
+                Article.embedding_model,
             )
             .join(Story, Story.id == Article.story_id)
             .where(*active)
             .order_by(Article.published_at, Article.id)
         ).all()
-        for article_id, story_id, topic, title, summary, blob, published, url, minhash, language in rows:
+        for article_id, story_id, topic, title, summary, blob, published, url, minhash, language, model in rows:
             features = clusterer.features(title, summary, sign=False)
-            vector = from_bytes(blob) if blob else None
+            vector = from_bytes(blob) if blob and model == embedder.name else None
             if vector is None or vector.shape != (dim,):
-                vector = np.zeros(dim, dtype=np.float32)  # embedded by another model: lexical evidence only
+                # made by another model (the stage re-embeds active stories first, `enrichment.reembed`):
+                # its words, names and numbers count, its vector does not
+                vector = np.zeros(dim, dtype=np.float32)
             clusterer._index(topic or "").add(
                 story_id, article_id=article_id, title=title, embedding=vector, lexical=features.lexical,
                 keys=features.keys, at=_epoch(published), language=language or UNKNOWN_LANGUAGE,
@@ -270,7 +281,8 @@ class StoryClusterer:
         index = self.topics.get(topic)
         if index is None:
             index = self.topics[topic] = ActiveStories(
-                self.dim, self.weights, center=self.center, prior=self.priors.get(topic)
+                self.dim, self.weights, center=self.center, prior=self.priors.get(topic),
+                language_gap=self.language_gap,
             )
         return index
 
@@ -323,7 +335,9 @@ class StoryClusterer:
         story, its join threshold). The story is joined when the similarity reaches the threshold; a story
         that candidate search never finds scores -1. For `bench/pair_eval.py`: the code of `assign`, without
         the database."""
-        index = ActiveStories(self.dim, self.weights, center=self.center, prior=topic_mean)
+        index = ActiveStories(
+            self.dim, self.weights, center=self.center, prior=topic_mean, language_gap=self.language_gap
+        )
         one = self.features(first.title, first.text, sign=False)
         index.add("first", article_id="first", title=first.title, embedding=first.vector, lexical=one.lexical,
                   keys=one.keys, at=0.0, language=first.language)
@@ -421,7 +435,7 @@ class StoryClusterer:
         self.records[record.id] = record
         # Inserted now, not at `persist`: the article row may be flushed before then and points at it.
         with session.no_autoflush:
-            session.connection().execute(_STORIES.insert(), [record.row(to_bytes(vector))])
+            session.connection().execute(_STORIES.insert(), [record.row(to_bytes(vector), self.model)])
         self._index(record.topic).add(
             record.id, article_id=article.id, title=article.title, embedding=vector, lexical=features.lexical,
             keys=features.keys, at=_epoch(article.published_at), language=article.language or UNKNOWN_LANGUAGE,
@@ -563,7 +577,7 @@ class StoryClusterer:
         dirty = [self.records[i] for i in sorted(self._dirty)]
         session.flush()
         if dirty:
-            _update_stories(session, [r.row(self._centroid(r)) for r in dirty])
+            _update_stories(session, [r.row(self._centroid(r), self.model) for r in dirty])
         for absorbed, survivor, now in self._moves:
             session.execute(  # updated_at: the archive re-indexes the moved articles
                 update(Article).where(Article.story_id == absorbed).values(story_id=survivor, updated_at=now),

@@ -32,6 +32,7 @@ from core.vectors import from_bytes, to_bytes
 from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import Embedder, article_text, get_embedder
 from enrichment.language import detect_language
+from enrichment.reembed import reembed
 from enrichment.relevance import Relevance, TopicProfile, best_relevance, compile_topics
 from enrichment.screen import embedded_text, promoted, wants_lead
 
@@ -55,6 +56,8 @@ class EnrichSummary:
     # meant a topic; the others were embedded with title and lead at once
     headline_only: int = 0
     promoted: int = 0
+    # members of active stories whose vectors another model made, re-embedded before clustering
+    reembedded: int = 0
     story_ids: list[str] = field(default_factory=list)  # stories created or updated, in order
     # seconds per step (language, embedding, relevance, clustering, database: loading, flushing and
     # committing the batches): where a slow run spends its time
@@ -258,6 +261,7 @@ def enrich(
 
     embedder = get_embedder(settings.embedding_model)
     profiles = compile_topics(settings, embedder)
+    summary.reembedded = reembed(settings, embedder, profiles, scope="active", now=now).articles
     with session_scope(settings) as session:
         priors = {profile.name: profile.prior for profile in profiles if profile.prior is not None}
         clusterer = StoryClusterer.load(session, settings, embedder, priors)

@@ -46,24 +46,39 @@ def archive_status(
     from archive.base import ArchiveUnavailable
     from archive.index import status
 
+    from enrichment.embeddings import get_embedder
+    from enrichment.reembed import pending_count
+
     settings = _settings()
     queue = status(settings)
     held: dict[str, int] | None = None
+    models: dict[str, int] | None = None
     problem = ""
     try:
         with open_archive(settings) as backend:
             held = backend.count()
+            models = backend.vector_models()
     except ArchiveUnavailable as exc:
         problem = str(exc)
+    configured = settings.embedding_model
+    stale = pending_count(settings, get_embedder(configured))  # in the state DB: vectors of another model
+    foreign = {model: n for model, n in (models or {}).items() if model != configured}
     if as_json:
         print(json.dumps({"archive": target(settings), "reachable": held is not None, "error": problem or None,
-                          "held": held, **queue.to_dict()}, indent=2))
+                          "held": held, "embedding_model": configured, "vector_models": models,
+                          "state_vectors_of_other_models": stale, **queue.to_dict()}, indent=2))
         return
     console.print(f"archive [bold]{escape(target(settings))}[/bold]")
     if held is None:
         console.print(f"[bold red]unreachable:[/bold red] {escape(problem)}")
     else:
         console.print(f"holds {held['articles']} articles, {held['stories']} stories")
+        shown = ", ".join(f"{model} {n}" for model, n in sorted((models or {}).items(), key=lambda kv: -kv[1]))
+        console.print(f"vectors by model: {escape(shown or 'none')} (configured: {escape(configured)})")
+    if foreign or stale:
+        console.print(f"[bold yellow]{sum(foreign.values())} archived and {stale} stored vectors are of another "
+                      f"model than {escape(configured)}[/bold yellow]: meaning search leaves them out; run "
+                      "`flankwatch enrich --reembed`, then the index stage (`flankwatch run --once`)")
     console.print(f"pending: [bold]{queue.pending_articles}[/bold] articles, "
                   f"[bold]{queue.pending_stories}[/bold] stories "
                   f"({queue.awaiting_enrichment} articles still awaiting enrichment)")

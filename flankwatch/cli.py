@@ -20,6 +20,7 @@ from core.settings import Settings, get_settings
 from flankwatch import display
 from flankwatch.archive_cli import archive_app
 from flankwatch.pipeline import STAGES, RunSummary, run_once
+from flankwatch.search import MODES, run_search
 
 app = typer.Typer(help="Flankwatch: news about NATO's eastern flank, grouped into stories, searchable, alerted.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -100,46 +101,81 @@ def run(
         time.sleep(interval)
 
 
+@app.command("enrich")
+def enrich_command(
+    reembed: Annotated[bool, typer.Option(
+        "--reembed", help="First re-embed every article whose vector another model made (after changing "
+                          "FLANKWATCH_EMBEDDING_MODEL), and recentre their stories.")] = False,
+) -> None:
+    """Enrich the pending articles (language, embedding, relevance, stories), as `run` does between collect
+    and index."""
+    from enrichment.embeddings import get_embedder
+    from enrichment.reembed import reembed as reembed_articles
+    from enrichment.relevance import compile_topics
+    from flankwatch.pipeline import enrich_stage
+
+    settings = _settings()
+    if reembed:
+        embedder = get_embedder(settings.embedding_model)
+        with Progress(TextColumn("re-embed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as bar:
+            task = bar.add_task("re-embed", total=None)
+            done = reembed_articles(settings, embedder, compile_topics(settings, embedder),
+                                    progress=lambda n, total: bar.update(task, completed=n, total=total))
+        replaced = ", ".join(f"{model} {count}" for model, count in sorted(done.previous.items())) or "none"
+        console.print(f"re-embedded {done.articles} articles with {escape(done.model)} (replaced: "
+                      f"{escape(replaced)}), {done.stories} stories recentred; the next index run sends them "
+                      "to the archive")
+    with Progress(TextColumn("enrich"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("enrich", total=None)
+        summary = enrich_stage(settings, progress=lambda n, total: bar.update(task, completed=n, total=total))
+    console.print("enrich   " + "  ".join(f"{k}={_shown(k, v)}" for k, v in summary.items() if not isinstance(v, list)))
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help='Words, "a phrase", prefix*, a OR b. Empty: newest first.')] = "",
+    mode: Annotated[Optional[str], typer.Option(
+        help="words (BM25) | meaning (the multilingual vectors: finds other languages) | hybrid (both, fused by "
+             "reciprocal rank). Default: hybrid when the archive holds vectors of the configured model.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
     until: Annotated[Optional[str], typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
     source: Annotated[Optional[list[str]], typer.Option(help="Outlet name (repeatable).")] = None,
     language: Annotated[Optional[list[str]], typer.Option(help="Language code (repeatable).")] = None,
     topic: Annotated[Optional[list[str]], typer.Option(help="Topic name (repeatable).")] = None,
     story: Annotated[Optional[list[str]], typer.Option(help="Story id (repeatable).")] = None,
-    sort: Annotated[str, typer.Option(help="relevance | newest | oldest")] = "relevance",
+    sort: Annotated[str, typer.Option(help="relevance | newest | oldest (words mode)")] = "relevance",
     page: Annotated[int, typer.Option(min=1)] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=200)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Search the archive, with highlights and facet counts."""
+    """Search the archive by words, by meaning or both, with highlights (and facet counts for words)."""
     from archive import open_archive
     from archive.base import SearchQuery
 
     if sort not in ("relevance", "newest", "oldest"):
         raise typer.BadParameter("sort must be relevance, newest or oldest")
+    if mode is not None and mode not in MODES:
+        raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}")
     settings = _settings()
-    backend = open_archive(settings)
-    try:
-        result = backend.search(SearchQuery(
-            text=query, date_from=_parse_day(since), date_to=_parse_day(until, end=True),
-            sources=tuple(source or ()), languages=tuple(language or ()), topics=tuple(topic or ()),
-            story_ids=tuple(story or ()), sort=sort, page=page, per_page=per_page,  # type: ignore[arg-type]
-        ))
-    finally:
-        backend.close()
+    request = SearchQuery(
+        text=query, date_from=_parse_day(since), date_to=_parse_day(until, end=True),
+        sources=tuple(source or ()), languages=tuple(language or ()), topics=tuple(topic or ()),
+        story_ids=tuple(story or ()), sort=sort, page=page, per_page=per_page,  # type: ignore[arg-type]
+    )
+    with open_archive(settings) as backend:
+        used, result = run_search(settings, backend, request, mode)
     if as_json:
         print(json.dumps({
-            "total": result.total, "facets": result.facets,
+            "mode": used, "total": result.total, "facets": result.facets,
             "hits": [{"id": h.id, "score": h.score, "title": h.doc.title, "url": h.doc.url, "source": h.doc.source,
                       "language": h.doc.language, "published_at": h.doc.published_at.isoformat(),
                       "story_id": h.doc.story_id, "highlights": h.highlights} for h in result.hits],
         }, ensure_ascii=False, indent=2))
         return
-    console.print(display.search_table(result))
-    if result.total:
+    console.print(display.search_table(result, mode=used))
+    if result.total and result.facets:
         console.print(display.facets_table(result))
 
 

@@ -25,10 +25,14 @@ def highlighted(fragment: str) -> str:
     return render_highlight(fragment, "[bold yellow]", "[/bold yellow]", escape=escape)
 
 
-def search_table(result: SearchResult) -> Table:
+MODE_NAMES = {"meaning": "meaning", "hybrid": "words and meaning"}
+
+
+def search_table(result: SearchResult, mode: str = "words") -> Table:
     first = (result.page - 1) * result.per_page + 1
-    table = Table(title=f"{result.total} hits (showing {first}-{first + len(result.hits) - 1})"
-                  if result.hits else f"{result.total} hits", show_lines=True)
+    found = f"{result.total} hits" if mode == "words" else f"best {result.total} by {MODE_NAMES[mode]}"
+    table = Table(title=f"{found} (showing {first}-{first + len(result.hits) - 1})" if result.hits else found,
+                  show_lines=True)
     table.add_column("published", no_wrap=True)
     table.add_column("source")
     table.add_column("lang")

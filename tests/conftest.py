@@ -49,6 +49,7 @@ STATE_DB_TESTS: dict[str, tuple[str, ...]] = {
     "test_collectors_dedup": ("settings",),     # dedup at the door: guid/title-hash lookups, updates in place
     "test_collectors_fulltext": ("settings",),  # full text written with the articles
     "test_enrichment_stage": ("settings",),     # enrich: pending articles, embeddings, relevance, stories
+    "test_enrichment_reembed": ("settings",),   # re-embedding in committed batches, centroids rewritten
     "test_enrichment_clustering": (             # stories, merges and events stored and reloaded
         "settings", "test_converging_stories_merge_and_the_merge_is_recorded",  # (its own Settings(): env)
     ),

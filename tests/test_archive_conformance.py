@@ -47,6 +47,9 @@ BACKENDS = [
 ]
 
 
+MODEL = "model-a"  # the corpus's vectors: `test_vectors_of_two_models_are_never_compared` adds another's
+
+
 def vector(seed: int) -> np.ndarray:
     """A deterministic float32 unit vector: article `aNN` is indexed with `vector(NN)`."""
     v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
@@ -63,7 +66,7 @@ def article(n: int, when: str, title: str, summary: str, content: str = "", *, s
     return ArticleDoc(
         id=f"{prefix}{n:02d}", url=f"https://example.org/{prefix}/{n}", title=title, summary=summary,
         content=content, source=source, language=language, published_at=at(when), topics=list(topics),
-        relevance=0.9 if topics else 0.1, story_id=story, embedding=vector(n),
+        relevance=0.9 if topics else 0.1, story_id=story, embedding=vector(n), embedding_model=MODEL,
     )
 
 
@@ -507,6 +510,26 @@ def test_hybrid_puts_a_doc_ranked_high_by_both_first(backend: ArchiveBackend) ->
     # the filters apply to both rankings
     hits = backend.hybrid(SearchQuery(text="Rūdninkai", languages=["de"]), vector(9), k=10)
     assert {h.id for h in hits} == {"a02", "a09"}
+
+
+def test_vectors_of_two_models_are_never_compared(backend: ArchiveBackend) -> None:
+    # two models, one vector size: articles b01/b02 carry vectors of "model-b", one of them equal to a01's
+    others = [replace(article(n, "2024-05-07 10:00", f"Other model {n}", "x", source="X", language="en",
+                              prefix="b"), embedding=vector(1 if n == 1 else 50 + n), embedding_model="model-b")
+              for n in (1, 2)]
+    backend.index_articles(others)
+    backend.refresh()
+    assert backend.vector_models() == {MODEL: len(CORPUS), "model-b": 2}
+    assert backend.get_article("b01").embedding_model == "model-b"
+    assert {h.id for h in backend.nearest(vector(1), k=2)} == {"a01", "b01"}  # no model: both spaces
+    assert [h.id for h in backend.nearest(vector(1), k=2, model=MODEL)][0] == "a01"
+    assert all(h.id.startswith("a") for h in backend.nearest(vector(1), k=20, model=MODEL))
+    assert {h.id for h in backend.nearest(vector(1), k=20, model="model-b")} == {"b01", "b02"}
+    assert backend.nearest(vector(1), k=5, model="model-c") == []
+    hits = backend.hybrid(SearchQuery(text="Other"), vector(1), k=20, model=MODEL)
+    assert {h.id for h in hits} >= {"b01", "b02"}  # found by their words
+    vector_only = backend.hybrid(SearchQuery(text="Panzerbrigade"), vector(1), k=20, model="model-b")
+    assert {h.id for h in vector_only} == {"a01", "a02", "b01", "b02"}  # words: a01 a02; vectors: model-b's
 
 
 # --- saved searches and the percolator -------------------------------------------------------------

