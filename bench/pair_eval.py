@@ -27,6 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # cluster_eval, when imported from elsewhere
+
+from cluster_eval import report
+
 from core.settings import Settings
 from enrichment.clustering import PairArticle, StoryClusterer
 from enrichment.embeddings import PACKAGED_MODEL, article_text, get_embedder
@@ -147,7 +151,9 @@ def format_table(result: dict) -> str:
              f"{'':<26}{'pairs':>7}{'P':>8}{'R':>8}{'F1':>8}{'AUC':>8}"]
 
     def row(name: str, block: dict, pairs: int | str = "") -> str:
-        cells = "".join(f"{block[k]:>8.3f}" if block.get(k) is not None else f"{'-':>8}" for k in ("p", "r", "f1", "auc"))
+        cells = "".join(
+            f"{block[k]:>8.3f}" if block.get(k) is not None else f"{'-':>8}" for k in ("p", "r", "f1", "auc")
+        )
         return f"{name:<26}{pairs!s:>7}{cells}"
 
     lines.append(row("system (own threshold)", result["system"], result["pairs"]))
@@ -163,16 +169,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     parser.add_argument("--model", default=None, help="embedding model (default: the embedding_model setting)")
     args = parser.parse_args(argv)
-    results = []
-    for path in args.paths:
-        result = evaluate(path, args.model)
-        print(format_table(result), flush=True)
-        print(flush=True)
-        results.append(result)
-    for result in results:
-        print(json.dumps(result), flush=True)
-    return results
+    return report((evaluate(path, args.model) for path in args.paths), format_table)
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()

@@ -113,22 +113,20 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, description="Texts per embedding batch.")
     relevance_threshold: float = Field(0.5, description="Score from which an article is relevant to a topic.")
     # Clustering thresholds apply to the combined similarity of enrichment.story_index (0.7 x cosine of the
-    # embeddings, half-centred on the topic's mean, + 0.5 x TF-IDF cosine + 0.1 x shared facts - time decay).
-    # An article with few terms (a headline) needs `cluster_threshold`, one with a lead of 30+ terms
-    # `cluster_threshold_long`, linearly in between: short texts agree less even when they tell the same
-    # story. Chosen on the dev files with bench/cluster_eval.py and checked with bench/cluster_sweep.py
-    # (pairwise F1 / B-cubed F1, means over interleaving seeds 13, 1, 2; halves: 6 random halves of the
-    # stories; narrow: each ECB+ topic's two twin events streamed alone, with text / headline only). At
-    # 0.28 / 0.40 / merge 0.47: UCI headlines 0.863 / 0.858 (halves 0.882 / 0.876, worst 0.863 / 0.852),
-    # ECB+ full texts 0.930 / 0.957 (halves 0.937 / 0.961), narrow 0.831 / 0.847 and 0.717 / 0.752. The
-    # former 0.30 / merge 0.50 scored less on each of these (UCI 0.856 / 0.849, narrow headline-only
-    # 0.702 / 0.739) but ECB+ full texts (the same). 0.27 scores 0.001 more on UCI, but at 0.26 the whole UCI
-    # file falls to 0.847 (large stories merge): 0.28 keeps a margin. Long 0.35 merges narrow twins (0.774),
-    # 0.43 splits them (0.823). Without centring the files score 0.859 / 0.935 but ECB+'s three earthquake
-    # topics squeezed into nine hours fall from 0.654 to 0.467. More in enrichment/README.md.
+    # embeddings, minus the model's common direction and half of the topic's, + 0.5 x same-language TF-IDF
+    # cosine + 0.1 x shared facts - time decay). An article with few terms (a headline) needs
+    # `cluster_threshold`, one with a lead of 30+ terms `cluster_threshold_long`, linearly in between: short
+    # texts agree less even when they tell the same story. Chosen on the dev files with bench/cluster_eval.py
+    # and checked with bench/cluster_sweep.py (pairwise / B-cubed F1, means over interleaving seeds 13, 1, 2;
+    # halves: random halves of the stories; narrow: each ECB+ topic's two twin events streamed alone). With
+    # multilingual-e5-small at 0.28 / 0.42 / merge 0.47 (raised for longer texts): WMT ru-en 0.976 / 0.994,
+    # ECB+ full texts 0.923 / 0.952 (narrow 0.817 / 0.833), UCI headlines 0.854 / 0.856. Long 0.40 scores
+    # ECB+ 0.926 but narrow twins 0.796; 0.44 WMT 0.957. More in enrichment/README.md.
     cluster_threshold: float = Field(0.28, description="Similarity needed to join a story, for a headline-only article.")
     cluster_threshold_long: float = Field(0.42, description="... for an article with a lead of 30+ terms.")
-    cluster_merge_threshold: float = Field(0.47, description="Centroid similarity at which two stories merge.")
+    cluster_merge_threshold: float = Field(
+        0.47, description="Centroid similarity at which two stories merge (a headline's; raised with the join one)."
+    )
     cluster_window_hours: float = Field(72.0, description="A story takes new articles this long after its last one.")
     # 0.5: on ECB+ it flags 64% of the verbatim wire copies and none of 6,217 independent same-topic pairs
     # (the closest scores 0.24); outlets rewrite headlines, so 0.7 would find a third (bench/syndication_eval.py).

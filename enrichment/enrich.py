@@ -8,7 +8,9 @@ Embeddings are computed ahead of the batches, for `EMBED_CHUNK` pending articles
 sorts the texts of a call by length and pads each of its mini-batches to the longest, so one call per
 64-article batch made it read 35% more tokens than one call for all (UCI headlines: 69,177 against 51,287
 word pieces; 1,024 per call: 52,696). A vector computed ahead is used only if the article's text is still the
-text that was embedded (the collector may have updated the article meanwhile).
+text that was embedded (the collector may have updated the article meanwhile). What text each article is
+embedded from (title and lead, or the headline alone) is `enrichment.screen`'s choice; the model is loaded,
+and the topics compiled, once per run and passed down.
 """
 
 from __future__ import annotations
@@ -197,6 +199,10 @@ def _enrich_batch(
         with clock.step("relevance"):
             scores = [_relevance(article, vector, profiles) for article, vector in zip(articles, vectors)]
         promote = [i for i, lead in enumerate(leads) if not lead and promoted(scores[i], profiles)]
+        for index in promote:  # an article whose headline is all there is keeps its vector
+            title, summary = articles[index].title, articles[index].summary
+            leads[index] = embedded_text(title, summary, True) == embedded_text(title, summary, False)
+        promote = [i for i in promote if not leads[i]]
         if promote:  # headlines that mean the topic: their lead is read too, and they are scored again
             with clock.step("embedding"):
                 texts = [article_text(articles[i].title, articles[i].summary) for i in promote]

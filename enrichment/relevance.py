@@ -4,9 +4,10 @@ Two kinds of evidence, combined as independent signals (noisy-OR):
 
 - keywords (any language): a strong term, or a place together with another keyword ("Litauen" +
   "Brigade"), is strong evidence; a place or a keyword alone is weak;
-- meaning (English): the mean cosine of the article's embedding to the topic's nearest seeds, minus how much
-  closer it is to the topic's negatives. The model is English-only, so for other languages this signal is
-  damped and the keywords carry the decision.
+- meaning: the mean cosine of the article's embedding to the topic's nearest seeds (of the seeds' language
+  group nearest to it), minus how much closer it is to the topic's negatives, counted from what a generic
+  text in the article's language gets. With an English-only model (all-MiniLM-L6-v2) this signal is damped
+  for other languages and the keywords carry the decision.
 
 Meaning is also what ranks topics against each other (`best_relevance`, bench/relevance_eval.py). Articles on
 a broad topic ("business") are only loosely close to its seeds, so there closeness still gives a little
@@ -207,7 +208,9 @@ class TopicProfile:
         query_center = embedder.query_center
         self._seed_vectors = _centred(embedder.queries(self.seeds), query_center) if self.seeds else None
         # where the topic's articles lie before any arrives (story clustering's first comparisons)
-        self.prior = embedder.passages(self.seeds).mean(axis=0) if self.seeds and embedder.conventions.centred else None
+        self.prior: np.ndarray | None = None
+        if self.seeds and embedder.conventions.centred:
+            self.prior = embedder.passages(self.seeds).mean(axis=0)
         self._negative_vectors = (
             _centred(embedder.queries(self.negatives), query_center) if self.negatives else None
         )

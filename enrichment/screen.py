@@ -4,7 +4,8 @@ multilingual-e5-small costs about as much as its tokens: a headline about 0.7 of
 replayed feeds (25 against 35 word pieces). Most articles a feed brings are about something else, so:
 
 - an article that names any term of a topic (a strong term, a place or a keyword, in any language), or any
-  article when no topic is configured, is a *candidate*: its title and lead are embedded (`article_text`);
+  article when no topic is configured or one takes every article, is a *candidate*: its title and lead are
+  embedded (`article_text`);
 - any other article has its headline embedded: the headline alone says whether it is about a topic in any
   language, which is what relevance needs of it, and it is what `flankwatch search --mode meaning` finds it by;
 - a headline-only article whose headline scores at least `PROMOTE_SHARE` of a topic's threshold (it names no
@@ -25,8 +26,9 @@ PROMOTE_SHARE = 0.5
 
 
 def wants_lead(title: str, summary: str | None, profiles: Sequence[TopicProfile]) -> bool:
-    """Whether an article is a candidate (see the module docstring): its title and lead are embedded."""
-    if not profiles:
+    """Whether an article is a candidate (see the module docstring): its title and lead are embedded. With no
+    topic, or a topic that takes every article (threshold 0), there is nothing to screen."""
+    if not profiles or any(profile.threshold <= 0 for profile in profiles):
         return True
     text = f"{title or ''}\n{summary or ''}"
     return any(profile.matcher.find(text) for profile in profiles)

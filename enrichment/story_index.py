@@ -2,21 +2,22 @@
 
 Only stories seen within the clustering window are here, and candidates for an article are found through
 an inverted index of their terms (lexical stems and fact keys), each posting list read from its most
-recently updated end and cut at `MAX_POSTINGS`: the cost of one article depends on how many terms it has,
-not on how many stories are open. A story never sharing a term with an article is never compared with it;
-same-story articles that share no word at all (not even a name or a number) are rare in news, and fact keys
-are transliterated, so "Писториус" still meets "Pistorius".
+recently updated end and cut at `MAX_POSTINGS`, and by meaning among the `DENSE_RECENT` most recently
+updated stories (`RecentCentroids`): a report in another language may share no word with its story. The cost
+of one article depends on how many terms it has, not on how many stories are open.
 
 Similarity of an article to a story (see `Weights`):
 
     embedding weight x cosine(article embedding - common, story centroid - common)
-  + lexical weight   x cosine(article TF-IDF, story TF-IDF centroid)
+  + lexical weight   x cosine(article TF-IDF, story TF-IDF centroid), against its articles in the
+                       article's language (else `lexical_stand_in`, and the cosine gets `language_gap` back)
   + fact weight      x share of the article's fact keys (names, numbers) the story already has
   - decay            x (1 - exp(-hours since the story's last article / decay hours))
 
-where `common` is part of the mean embedding of the topic's active articles (`Weights.center`): what all of
-a topic's stories share says nothing about which one an article belongs to. Centroids are running sums, so
-each update costs one vector addition.
+where `common` is the embedding model's common direction (`Embedder.center`) plus part of what the topic's
+active articles share beyond it (`Weights.center`; while few stories are open, the topic's seeds stand in
+for them): what all of a topic's stories share says nothing about which one an article belongs to.
+Centroids are running sums, so each update costs one vector addition.
 
 The read limits below bound the work per article: with them, `bench/cluster_scale.py` measured 0.97 ms per
 article with 1,000 active stories and 1.14 ms with 100,000 (ratio 1.18; at 32/128/48 it was 1.72, at
@@ -500,8 +501,9 @@ class ActiveStories:
         return matches
 
     def _common(self) -> np.ndarray:
-        """What the active articles share ("this topic") rather than what tells stories apart: their mean
-        embedding, times `center` and (k - 1) / k for k active stories, so a lone story is not centred away.
+        """What the active articles share ("this topic") rather than what tells stories apart: the model's
+        common direction, plus `center` times what their mean embedding adds to it, weighed (k - 1) / k for k
+        active stories so that a lone story is not centred away; the topic's prior (its seeds) fills the rest.
         Removing it from both sides of a cosine leaves what tells a story apart from its neighbours: two
         earthquakes on the same day stop looking alike because both are earthquakes."""
         key = (len(self._states), self._mean_count)

@@ -14,6 +14,9 @@ def test_an_article_naming_a_topic_term_in_any_language_is_a_candidate(embedder)
     assert wants_lead("Weather", "Storm over the Baltic coast", profiles)  # in the summary
     assert not wants_lead("Champions League: late goal sends holders through", "A header decided it.", profiles)
     assert wants_lead("anything at all", "", [])  # no topics: nothing to screen by
+    takes_all = [profiles[0]]
+    takes_all[0].threshold = 0.0
+    assert wants_lead("Champions League: late goal", "", takes_all)  # every article is relevant: read in full
 
 
 def test_the_embedded_text_and_promotion() -> None:
