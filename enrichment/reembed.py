@@ -48,12 +48,12 @@ class ReembedSummary:
         return asdict(self)
 
 
-def _stale(embedder: Embedder) -> Any:
-    """Articles whose stored vector another model made (or an unrecorded one)."""
+def _stale(model: str) -> Any:
+    """Articles whose stored vector another model than `model` made (or an unrecorded one)."""
     return (
         Article.embedding.is_not(None),
         Article.enriched_at.is_not(None),
-        or_(Article.embedding_model.is_(None), Article.embedding_model != embedder.name),
+        or_(Article.embedding_model.is_(None), Article.embedding_model != model),
     )
 
 
@@ -65,10 +65,10 @@ def _active_story_ids(session: Any, settings: Settings) -> Any:
     return select(Story.id).where(Story.merged_into.is_(None), Story.last_seen >= since)
 
 
-def pending_count(settings: Settings, embedder: Embedder, scope: Scope = "all") -> int:
-    """Articles `reembed` would re-embed."""
+def pending_count(settings: Settings, model: str, scope: Scope = "all") -> int:
+    """Articles `reembed` would re-embed for `model` (an `Embedder.name`)."""
     with session_scope(settings) as session:
-        query = select(func.count()).select_from(Article).where(*_stale(embedder))
+        query = select(func.count()).select_from(Article).where(*_stale(model))
         if scope == "active":
             active = _active_story_ids(session, settings)
             if active is None:
@@ -92,7 +92,7 @@ def reembed(
     nothing to do. Each batch commits on its own, so an interrupted run goes on where it stopped."""
     now = now or datetime.now(UTC)
     summary = ReembedSummary(model=embedder.name)
-    total = pending_count(settings, embedder, scope)
+    total = pending_count(settings, embedder.name, scope)
     if progress:
         progress(0, total)
     if not total:
@@ -101,7 +101,7 @@ def reembed(
     last = ""
     while True:
         with session_scope(settings) as session:
-            query = select(Article).where(*_stale(embedder), Article.id > last)
+            query = select(Article).where(*_stale(embedder.name), Article.id > last)
             if scope == "active":
                 active = _active_story_ids(session, settings)
                 query = query.where(Article.story_id.in_(active))

@@ -46,7 +46,6 @@ def archive_status(
     from archive.base import ArchiveUnavailable
     from archive.index import status
 
-    from enrichment.embeddings import get_embedder
     from enrichment.reembed import pending_count
 
     settings = _settings()
@@ -61,7 +60,7 @@ def archive_status(
     except ArchiveUnavailable as exc:
         problem = str(exc)
     configured = settings.embedding_model
-    stale = pending_count(settings, get_embedder(configured))  # in the state DB: vectors of another model
+    stale = pending_count(settings, configured)  # in the state DB: vectors of another model
     foreign = {model: n for model, n in (models or {}).items() if model != configured}
     if as_json:
         print(json.dumps({"archive": target(settings), "reachable": held is not None, "error": problem or None,

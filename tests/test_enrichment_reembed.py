@@ -24,8 +24,8 @@ def test_a_model_change_reembeds_articles_and_recentres_stories(settings, embedd
     insert_articles(english)
     enrich(english, now=NOW)
     minilm = get_embedder(PACKAGED_MODEL)
-    assert pending_count(english, minilm) == 0
-    assert pending_count(settings, embedder) == len(ARTICLES)
+    assert pending_count(english, minilm.name) == 0
+    assert pending_count(settings, embedder.name) == len(ARTICLES)
 
     later = NOW + timedelta(hours=2)
     summary = reembed(settings, embedder, compile_topics(settings, embedder), now=later)
