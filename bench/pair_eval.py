@@ -104,7 +104,7 @@ def evaluate(path: Path, model: str | None = None) -> dict:
         side: [detect_language(f"{x['title']} {x['text']}"[:600], hint=x.get("language")) or "und" for x in items]
         for side, items in sides.items()
     }
-    clusterer = StoryClusterer(settings, embedder.dim, center=embedder.center, language_gap=embedder.language_gap)
+    clusterer = StoryClusterer.for_embedder(settings, embedder)
     for items in sides.values():  # document frequencies of the whole file, as a stream would have them
         for x in items:
             clusterer.frequencies.observe(tokens(lead_text(x["title"], x["text"])))

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import numpy as np
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
@@ -232,21 +232,26 @@ class StoryClusterer:
     # --------------------------------------------------------------------------------------- loading
 
     @classmethod
+    def for_embedder(
+        cls, settings: Settings, embedder: Embedder, priors: dict[str, np.ndarray] | None = None
+    ) -> StoryClusterer:
+        """An empty clusterer for the vectors of `embedder` (`priors`: each topic's seeds, see `ActiveStories`)."""
+        return cls(
+            settings, embedder.dim, center=embedder.center, priors=priors, model=embedder.name,
+            language_gap=embedder.language_gap,
+        )
+
+    @classmethod
     def load(
         cls, session: Session, settings: Settings, embedder: Embedder, priors: dict[str, np.ndarray] | None = None
     ) -> StoryClusterer:
         """A clusterer whose index holds the stories active at the newest story's last article, for the
         vectors of `embedder` (`priors`: each topic's seeds, see `ActiveStories`)."""
-        clusterer = cls(
-            settings, embedder.dim, center=embedder.center, priors=priors, model=embedder.name,
-            language_gap=embedder.language_gap,
-        )
+        clusterer = cls.for_embedder(settings, embedder, priors)
         dim = embedder.dim
-        newest = session.scalar(select(func.max(Story.last_seen)).where(Story.merged_into.is_(None)))
-        if newest is None:
+        active = active_stories(session, settings)
+        if active is None:
             return clusterer
-        since = newest - timedelta(hours=settings.cluster_window_hours)
-        active = (Story.merged_into.is_(None), Story.last_seen >= since)
         for story in session.scalars(select(Story).where(*active)):
             clusterer.records[story.id] = StoryRecord.of(story)
         clusterer._known_events = set(
@@ -629,6 +634,16 @@ def _update_stories(session: Session, rows: list[dict[str, object]]) -> None:
                 f"UPDATE statement on table 'stories' expected to update {len(group)} row(s); "
                 f"{result.rowcount} were matched."
             )
+
+
+def active_stories(session: Session, settings: Settings) -> tuple[ColumnElement[bool], ...] | None:
+    """The filter of the active stories (not merged, last article within `cluster_window_hours` of the newest
+    story's), or None when there is no story."""
+    newest = session.scalar(select(func.max(Story.last_seen)).where(Story.merged_into.is_(None)))
+    if newest is None:
+        return None
+    since = newest - timedelta(hours=settings.cluster_window_hours)
+    return Story.merged_into.is_(None), Story.last_seen >= since
 
 
 def _stored_story(session: Session, story_id: str) -> Story | None:

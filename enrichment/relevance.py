@@ -23,17 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from core.settings import Settings, TopicConfig
 from core.text import fold
+from enrichment.embeddings import Embedder, centred
 from enrichment.language import detect_language
 from enrichment.terms import Term, TermMatch, TermMatcher, compile_term
-
-if TYPE_CHECKING:
-    from enrichment.embeddings import Embedder
 
 # --- keyword evidence (0..1) ---------------------------------------------------------------------------
 STRONG = 0.75  # one strong term
@@ -175,15 +171,6 @@ def keyword_gate(effective: float) -> float:
     return _clip((effective - GATE_LOW) / (GATE_HIGH - GATE_LOW), GATE_MIN, 1.0)
 
 
-def _centred(vectors: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """Unit rows of `vectors` minus a model's common direction (zeros: unchanged)."""
-    if not center.any():
-        return vectors
-    moved = vectors - center
-    norms = np.linalg.norm(moved, axis=1, keepdims=True)
-    return (moved / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
 class TopicProfile:
     """One topic compiled for scoring: its terms indexed and its seeds and negatives embedded once."""
 
@@ -206,13 +193,13 @@ class TopicProfile:
         self._scale, self._offset = embedder.conventions.cosine_scale
         self.multilingual = embedder.multilingual  # its seeds mean the same in every language
         query_center = embedder.query_center
-        self._seed_vectors = _centred(embedder.queries(self.seeds), query_center) if self.seeds else None
+        self._seed_vectors = centred(embedder.queries(self.seeds), query_center) if self.seeds else None
         # where the topic's articles lie before any arrives (story clustering's first comparisons)
         self.prior: np.ndarray | None = None
         if self.seeds and embedder.conventions.centred:
             self.prior = embedder.passages(self.seeds).mean(axis=0)
         self._negative_vectors = (
-            _centred(embedder.queries(self.negatives), query_center) if self.negatives else None
+            centred(embedder.queries(self.negatives), query_center) if self.negatives else None
         )
         # Seeds written in several languages (the same descriptions translated) are read as one group per
         # language: an article's closeness is its mean cosine to the nearest seeds of the group nearest to it,
@@ -253,7 +240,7 @@ class TopicProfile:
         in `language`: each less its language's baseline (see `_language_baselines`)."""
         if embedding is None or self._seed_vectors is None:
             return 0.0, None, 0.0, 0.0
-        vector = _centred(np.asarray(embedding, dtype=np.float32).reshape(1, -1), self._center)[0]
+        vector = centred(np.asarray(embedding, dtype=np.float32).reshape(1, -1), self._center)[0]
         seed_sims = self._seed_vectors @ vector
         if self._scale != 1.0 or self._offset:
             seed_sims = seed_sims * self._scale + self._offset

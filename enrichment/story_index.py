@@ -108,6 +108,29 @@ def lexical_stand_in(cosine: float) -> float:
     return STAND_IN_SLOPE * max(0.0, cosine - STAND_IN_FLOOR)
 
 
+def centred_cosines(
+    sums: np.ndarray, counts: np.ndarray, sum_sq: np.ndarray, embedding: np.ndarray, common: np.ndarray,
+    probe: np.ndarray,
+) -> np.ndarray:
+    """Cosines of `embedding` to the centroids (`sums` / `counts`, squared norms of the sums `sum_sq`), both
+    minus `common` (`probe`: a (2, dim) buffer to reuse).
+
+    With c a centroid (sum / count), m the common part and v the article: (c - m).(v - m) and |c - m|
+    expand into c.v, c.m, |c|^2 (kept per story), m.v and |m|^2, so the centroids are read once, by one
+    product with [v, m], and never built."""
+    probe[0] = embedding
+    probe[1] = common
+    products = sums @ probe.T  # (k, 2): sum.v, sum.m
+    inverse = 1.0 / np.maximum(counts, 1.0).astype(np.float64)
+    centroid_v = products[:, 0] * inverse
+    centroid_m = products[:, 1] * inverse
+    m_m, m_v, v_v = float(common @ common), float(common @ embedding), float(embedding @ embedding)
+    centred_sq = sum_sq * (inverse * inverse) - 2.0 * centroid_m + m_m
+    norms = np.sqrt(np.maximum(centred_sq, 0.0) * max(v_v - 2.0 * m_v + m_m, 0.0))
+    norms[norms == 0.0] = 1.0
+    return (centroid_v - centroid_m + (m_m - m_v)) / norms
+
+
 class RecentCentroids:
     """The embedding sums of the `capacity` most recently updated stories, in one contiguous matrix: the
     stories an article is compared with by meaning alone (one matrix product), whatever words it shares.
@@ -153,17 +176,9 @@ class RecentCentroids:
         used = self._used
         if not used or k <= 0:
             return []
-        probe = self._probe
-        probe[0] = embedding
-        probe[1] = common
-        products = self._rows[:used] @ probe.T
-        inverse = 1.0 / self._counts[:used]
-        centroid_v = products[:, 0] * inverse
-        centroid_m = products[:, 1] * inverse
-        m_m, m_v, v_v = float(common @ common), float(common @ embedding), float(embedding @ embedding)
-        centred_sq = self._sum_sq[:used] * (inverse * inverse) - 2.0 * centroid_m + m_m
-        norms = np.sqrt(np.maximum(centred_sq, 1e-12) * max(v_v - 2.0 * m_v + m_m, 1e-12))
-        cosines = (centroid_v - centroid_m + (m_m - m_v)) / norms
+        cosines = centred_cosines(
+            self._rows[:used], self._counts[:used], self._sum_sq[:used], embedding, common, self._probe
+        )
         cosines[self._slots[:used] < 0] = -np.inf
         if used > k:
             best = np.argpartition(-cosines, k)[:k]
@@ -492,8 +507,7 @@ class ActiveStories:
                 evidence = w_embedding * embedding_score + w_lexical * lexical_score
             else:
                 lexical_score = 0.0
-                embedding_score += self.language_gap
-                evidence = w_embedding * embedding_score + w_lexical * lexical_stand_in(embedding_score)
+                embedding_score, evidence = self._across_languages(embedding_score)
             hours = max(0.0, at - state.last_seen) / 3600.0  # `_decay`
             score = evidence + w_facts * fact_share - decay * (1.0 - math.exp(-hours / decay_hours))
             matches.append(Match(state.story_id, score, embedding_score, lexical_score, fact_share))
@@ -525,24 +539,16 @@ class ActiveStories:
         return common
 
     def _cosines(self, slots: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-        """Cosines of `embedding` to the centroids (mean member embedding) of `slots`, both centred.
+        """Cosines of `embedding` to the centroids (mean member embedding) of `slots`, both centred."""
+        return centred_cosines(
+            self._sums[slots], self._counts[slots], self._sum_sq[slots], embedding, self._common(), self._probe
+        )
 
-        With c a centroid (sum / count), m the common part and v the article: (c - m).(v - m) and |c - m|
-        expand into c.v, c.m, |c|^2 (kept per story), m.v and |m|^2, so the centroids are read once, by one
-        product with [v, m], and never built."""
-        common = self._common()
-        probe = self._probe
-        probe[0] = embedding
-        probe[1] = common
-        products = self._sums[slots] @ probe.T  # (k, 2): sum.v, sum.m
-        inverse = 1.0 / np.maximum(self._counts[slots], 1.0).astype(np.float64)
-        centroid_v = products[:, 0] * inverse
-        centroid_m = products[:, 1] * inverse
-        m_m, m_v, v_v = float(common @ common), float(common @ embedding), float(embedding @ embedding)
-        centred_sq = self._sum_sq[slots] * (inverse * inverse) - 2.0 * centroid_m + m_m
-        norms = np.sqrt(np.maximum(centred_sq, 0.0) * max(v_v - 2.0 * m_v + m_m, 0.0))
-        norms[norms == 0.0] = 1.0
-        return (centroid_v - centroid_m + (m_m - m_v)) / norms
+    def _across_languages(self, cosine: float) -> tuple[float, float]:
+        """(the embedding cosine with `language_gap` given back, the evidence of it and `lexical_stand_in`)
+        for two sides that have no language in common."""
+        cosine += self.language_gap
+        return cosine, self.weights.embedding * cosine + self.weights.lexical * lexical_stand_in(cosine)
 
     def story_similarity(self, first_id: str, second_id: str) -> float:
         """Similarity of two stories' centroids (embedding and lexical, the article weights)."""
@@ -553,8 +559,7 @@ class ActiveStories:
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         cosine = float(a @ b) / norm if norm > 0 else 0.0
         if not first.language_norm_sq.keys() & second.language_norm_sq.keys():  # no language in common
-            cosine += self.language_gap
-            return self.weights.embedding * cosine + self.weights.lexical * lexical_stand_in(cosine)
+            return self._across_languages(cosine)[1]
         lexical_norm = math.sqrt(first.lexical_norm_sq * second.lexical_norm_sq)
         lexical = dot(first.lexical, second.lexical) / lexical_norm if lexical_norm > 0 else 0.0
         return self.weights.embedding * cosine + self.weights.lexical * lexical
