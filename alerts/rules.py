@@ -1,5 +1,11 @@
 """Alert rules: which stories deserve a message now. They write outbox rows; delivery is elsewhere.
 
+One Slack thread per story and channel: a story's first alert opens it with the whole story (who reported
+first, independent outlets, state-affiliated ones flagged, "single source" when one outlet is all there
+is); later alerts reply in it with only what is new, the developments as a diff ("4800 → 5000", "new
+place: Rukla"), and a weighty development is also broadcast to the channel. A merge is announced in the
+threads of both stories.
+
 Ids are deterministic (`core.ids.stable_id`), so evaluating the rules twice, or after a crash, finds the
 row it wrote the first time instead of creating a second message.
 """
@@ -10,13 +16,16 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.blocks import story_message
+from alerts.blocks import Provenance, reply_message, story_message
+from alerts.outbox import add
+from alerts.routing import place
+from alerts.threads import thread_link, thread_parent
 from core.ids import stable_id
-from core.models import Alert, Article, Story, StoryEvent
-from core.settings import Settings
+from core.models import Alert, Article, Feed, Story, StoryEvent
+from core.settings import AlertRoute, Settings
+from core.text import fold
 
 FACTS_IN_WHY = 8  # facts named in the one-line reason; the message lists all of them
 
@@ -66,35 +75,123 @@ def _story_articles(session: Session, story_id: str) -> list[Article]:
     )
 
 
-def _add(session: Session, alert: Alert) -> bool:
-    """Insert the row unless it exists; False when another run got there first (same deterministic id)."""
-    if session.get(Alert, alert.id) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(alert)
-    except IntegrityError:
-        return False
-    return True
+STORY_KINDS = ("new_story", "story_update")
+MERGE_LOOKBACK = timedelta(days=7)
+# What a development weighs: a broadcast to the channel needs `alert_broadcast_weight` (3 by default).
+WEIGHTS = {"replaced": 3.0, "number": 2.0, "place": 2.0, "name": 1.0, "source": 1.0, "language": 1.0,
+           "corroborated": 3.0}  # fmt: skip
+SOURCE_WEIGHT_MAX = 2.0  # new outlets add at most this much together
 
 
-def _alert(settings: Settings, kind: str, alert_id: str, story: Story, payload: dict, now: datetime) -> Alert:
+def severity_of(settings: Settings, story: Story) -> str:
+    """low: one outlet alone; high: `alert_high_sources` independent outlets or more; else normal."""
+    if (story.source_count or 0) <= 1:
+        return "low"
+    return "high" if story.source_count >= settings.alert_high_sources else "normal"
+
+
+def provenance(session: Session, story: Story, articles: list[Article]) -> Provenance:
+    """Who reports the story: the first outlet, the independent ones, the state-affiliated among them."""
+    feed_ids = {a.feed_id for a in articles if a.feed_id is not None}
+    feeds = {f.id: f for f in session.scalars(select(Feed).where(Feed.id.in_(feed_ids)))} if feed_ids else {}
+    copies = story.copy_sources or {}
+    independent = {name for name, n in (story.sources or {}).items() if n > copies.get(name, 0)}
+    state: dict[str, str] = {}
+    for article in articles:
+        feed = feeds.get(article.feed_id) if article.feed_id is not None else None
+        if feed is not None and feed.state_affiliated and article.source:
+            state.setdefault(article.source, feed.country or "")
+    originals = [a for a in articles if not a.syndicated_from] or articles
+    first = min(originals, key=lambda a: (a.published_at, a.id)) if originals else None
+    return Provenance(
+        first_source=first.source if first is not None else "",
+        first_at=first.published_at if first is not None else None,
+        independent=story.source_count or 0,
+        state_outlets=tuple(sorted(state.items())),
+        only_state=bool(independent) and independent <= set(state),
+    )
+
+
+def story_thread(session: Session, story_id: str, channel: str) -> Alert | None:
+    """The thread of a story in a channel: its own, else that of a story merged into it (the thread an
+    analyst already follows goes on)."""
+    parent = thread_parent(session, story_id, channel)
+    if parent is not None:
+        return parent
+    absorbed = session.scalars(select(Story.id).where(Story.merged_into == story_id).order_by(Story.first_seen))
+    for absorbed_id in absorbed:
+        parent = thread_parent(session, absorbed_id, channel)
+        if parent is not None:
+            return parent
+    return None
+
+
+def _story_route(session: Session, settings: Settings, story: Story, severity: str) -> AlertRoute:
+    """The route of the story's latest alert (its thread lives there), else the route of topic and severity."""
+    name = session.scalar(
+        select(Alert.route)
+        .where(Alert.story_id == story.id, Alert.kind.in_(STORY_KINDS), Alert.route.is_not(None))
+        .order_by(Alert.created_at.desc(), Alert.id.desc())
+        .limit(1)
+    )
+    if name:
+        try:
+            return settings.route_named(name)
+        except KeyError:
+            pass  # the route was removed from the configuration
+    return settings.route_for(story.topic, severity)
+
+
+def _alert(kind: str, alert_id: str, story: Story, payload: dict, now: datetime, **extra: object) -> Alert:
     return Alert(
         id=alert_id,
         kind=kind,
         story_id=story.id,
         topic=story.topic,
-        channel=settings.channel_for(story.topic),
+        thread_key=story.id,
         story_article_count=story.article_count or 0,
         payload=payload,
         status="pending",
         attempts=0,
         created_at=now,
+        **extra,
     )
 
 
+def _why_new(story: Story) -> str:
+    return (f"New story: {_plural(story.article_count, 'article')} from "
+            f"{_plural(story.source_count, 'independent source')}")  # fmt: skip
+
+
+def _opening(session: Session, kind: str, story: Story, why: str, new_facts: list[str] | None = None) -> dict:
+    articles = _story_articles(session, story.id)
+    if story.representative_article_id:
+        articles.sort(key=lambda article: article.id != story.representative_article_id)
+    return story_message(
+        kind, story, _by_source_first(articles), why=why, new_facts=new_facts or [],
+        provenance=provenance(session, story, articles),
+    )  # fmt: skip
+
+
+def opener_payload(session: Session, settings: Settings, parent: Alert) -> dict | None:
+    """The opening message of a story's thread as it reads now (for `chat.update`), or None for alerts
+    that are not about a story."""
+    if parent.kind not in STORY_KINDS or not parent.story_id:
+        return None
+    story = session.get(Story, parent.story_id)
+    seen: set[str] = set()
+    while story is not None and story.merged_into and story.id not in seen:  # the thread goes on in the survivor
+        seen.add(story.id)
+        story = session.get(Story, story.merged_into)
+    if story is None:
+        return None
+    return _opening(session, "new_story", story, _why_new(story))
+
+
 def new_story_alerts(session: Session, settings: Settings, now: datetime) -> list[Alert]:
-    """(a) A story big enough (articles OR sources) that has never had a new_story alert."""
+    """(a) A story big enough (articles OR sources) that has never had a new_story alert. A story told by
+    one outlet alone alerts as "single source" (low severity), or waits for a second outlet when
+    `alert_single_source` is `skip`."""
     already = select(Alert.id).where(Alert.story_id == Story.id, Alert.kind == "new_story").exists()
     stories = session.scalars(
         select(Story)
@@ -107,13 +204,17 @@ def new_story_alerts(session: Session, settings: Settings, now: datetime) -> lis
     )
     created = []
     for story in stories:
-        articles = _story_articles(session, story.id)
-        if story.representative_article_id:
-            articles.sort(key=lambda article: article.id != story.representative_article_id)
-        why = f"New story: {_plural(story.article_count, 'article')} from {_plural(story.source_count, 'source')}"
-        payload = story_message("new_story", story, _by_source_first(articles), why=why, new_facts=[])
-        alert = _alert(settings, "new_story", new_story_alert_id(story.id), story, payload, now)
-        if _add(session, alert):
+        if (story.source_count or 0) <= 1 and settings.alert_single_source == "skip":
+            continue
+        severity = severity_of(settings, story)
+        payload = _opening(session, "new_story", story, _why_new(story))
+        alert = _alert("new_story", new_story_alert_id(story.id), story, payload, now, severity=severity,
+                       detail={"sources": story.source_count, "articles": story.article_count})  # fmt: skip
+        place(session, settings, alert, now)
+        parent = story_thread(session, story.id, alert.channel)
+        if parent is not None:  # a saved search (or a merged story) opened the thread first
+            alert.parent_id, alert.broadcast = parent.id, True
+        if add(session, alert):
             created.append(alert)
     return created
 
@@ -122,7 +223,7 @@ def _update_candidates(session: Session, settings: Settings, now: datetime) -> l
     """(story id, time of its last alert) for stories quiet long enough and with enough new articles."""
     last = (
         select(Alert.story_id.label("story_id"), func.max(Alert.created_at).label("last_at"))
-        .where(Alert.story_id.is_not(None))
+        .where(Alert.story_id.is_not(None), Alert.kind.in_(STORY_KINDS))
         .group_by(Alert.story_id)
         .subquery()
     )
@@ -171,9 +272,57 @@ def _with_replaced(facts: list[str], replaced: dict[str, str]) -> list[str]:
     return [f"{replaced[fact]} → {fact}" if fact in replaced else fact for fact in facts]
 
 
+def _places(settings: Settings, topic: str | None) -> set[str]:
+    try:
+        config = settings.topic(topic or "")
+    except KeyError:
+        return set()
+    return {fold(place.rstrip("*")) for place in config.places if place.strip("*")}
+
+
+def _is_place(fact: str, places: set[str]) -> bool:
+    folded = fold(fact)
+    return any(folded == place or (len(place) >= 4 and folded.startswith(place)) for place in places)
+
+
+def developments(
+    settings: Settings, story: Story, facts: list[str], replaced: dict[str, str], new_sources: list[str],
+    new_languages: list[str], state: dict[str, str], sources_before: int,
+) -> tuple[list[str], float]:
+    """The diff an analyst reads ("4800 → 5000", "new place: Rukla", "new source: LRT") and its weight."""
+    places = _places(settings, story.topic)
+    items: list[str] = []
+    weight = 0.0
+    if sources_before <= 1 < (story.source_count or 0):
+        items.append(f"now confirmed by {story.source_count} independent outlets")
+        weight += WEIGHTS["corroborated"]
+    for fact in facts:
+        if fact in replaced:
+            items.append(f"{replaced[fact]} → {fact}")
+            weight += WEIGHTS["replaced"]
+        elif fact[:1].isdigit():
+            items.append(f"new figure: {fact}")
+            weight += WEIGHTS["number"]
+        elif _is_place(fact, places):
+            items.append(f"new place: {fact}")
+            weight += WEIGHTS["place"]
+        else:
+            items.append(f"new name: {fact}")
+            weight += WEIGHTS["name"]
+    for source in new_sources:
+        flag = f" (state-affiliated{', ' + state[source] if state.get(source) else ''})" if source in state else ""
+        items.append(f"new source: {source}{flag}")
+    weight += min(SOURCE_WEIGHT_MAX, WEIGHTS["source"] * len(new_sources))
+    for language in new_languages:
+        items.append(f"new language: {language}")
+        weight += WEIGHTS["language"]
+    return items, weight
+
+
 def story_update_alerts(session: Session, settings: Settings, now: datetime) -> list[Alert]:
     """(b) A story that already alerted and has since gained enough articles that add something new:
-    facts (`novel_terms`) or a source its earlier articles did not have."""
+    facts (`novel_terms`) or a source its earlier articles did not have. In the story's thread it is a
+    reply with only what is new; without a thread (its first alert was held for a digest) it opens one."""
     created = []
     for story_id, last_at in _update_candidates(session, settings, now):
         story = session.get(Story, story_id)
@@ -190,18 +339,104 @@ def story_update_alerts(session: Session, settings: Settings, now: datetime) -> 
         new_facts = _unique(term for a in reversed(new) for term in (a.novel_terms or []) if isinstance(term, str))
         if len(new) < settings.update_min_new_articles or not (new_facts or new_sources):
             continue  # more of the same: no message; the articles still count toward the next update
-        new_facts = _with_replaced(new_facts, _replaced_numbers(session, story_id, new_ids))
-
-        why = _update_why(len(new), new_facts, new_sources)
-        payload = story_message("story_update", story, new + earlier[::-1], why=why, new_facts=new_facts)
-        alert = _alert(settings, "story_update", update_alert_id(story_id, new[0].id), story, payload, now)
-        if _add(session, alert):
+        earlier_languages = {a.language or "und" for a in earlier}
+        new_languages = _unique(a.language for a in reversed(new) if a.language and a.language not in earlier_languages)
+        replaced = _replaced_numbers(session, story_id, new_ids)
+        origin = provenance(session, story, articles)
+        sources_before = len({_key(a.source or "") for a in earlier if not a.syndicated_from})
+        items, weight = developments(
+            settings, story, new_facts, replaced, new_sources, new_languages, dict(origin.state_outlets),
+            sources_before,
+        )
+        severity = severity_of(settings, story)
+        alert_id = update_alert_id(story_id, new[0].id)
+        route = _story_route(session, settings, story, severity)
+        detail = {"weight": weight, "developments": items, "new_articles": len(new), "sources": story.source_count}
+        alert = _alert("story_update", alert_id, story, {}, now, severity=severity, detail=detail)
+        place(session, settings, alert, now, route=route)
+        parent = story_thread(session, story_id, alert.channel)
+        if parent is not None:
+            summary = (f"{_plural(len(new), 'new article')} · now {_plural(story.article_count, 'article')} from "
+                       f"{_plural(story.source_count, 'independent outlet')}")  # fmt: skip
+            alert.payload = reply_message("story_update", story, new, summary=summary, developments=items,
+                                          lead=origin.lead() if origin.only_state else None)  # fmt: skip
+            alert.parent_id = parent.id
+            alert.broadcast = weight >= settings.alert_broadcast_weight
+        else:
+            why = _update_why(len(new), _with_replaced(new_facts, replaced), new_sources)
+            alert.payload = story_message(
+                "story_update", story, new + earlier[::-1], why=why, new_facts=_with_replaced(new_facts, replaced),
+                provenance=origin,
+            )  # fmt: skip
+        if add(session, alert):
             created.append(alert)
     return created
 
 
+def _merge_text(kind: str, other: Story | None, headline: str, articles: int, link: str | None) -> str:
+    title = f"“{' '.join((headline or '(untitled story)').split())}”"
+    where = f" Its thread: {link}" if link else ""
+    if kind == "survivor":
+        return f"Merged: the story {title} ({_plural(articles, 'article')}) turned out to be this one.{where}"
+    return f"This story turned out to be part of {title}; its updates continue there.{where}"
+
+
+def story_merged_alerts(session: Session, settings: Settings, now: datetime) -> list[Alert]:
+    """(c) Two stories turned out to be one: the surviving story's thread says so and links the other;
+    the absorbed story's thread points to the survivor's (or, when only it has a thread, goes on there)."""
+    from alerts.blocks import context, section
+    from alerts.escape import escape_mrkdwn, link
+
+    events = session.scalars(
+        select(StoryEvent)
+        .where(StoryEvent.kind == "merged", StoryEvent.at > now - MERGE_LOOKBACK, StoryEvent.at <= now)
+        .order_by(StoryEvent.at, StoryEvent.id)
+    )
+    created = []
+    for event in events:
+        survivor = session.get(Story, event.story_id)
+        absorbed = session.get(Story, (event.detail or {}).get("absorbed") or "")
+        if survivor is None or absorbed is None:
+            continue
+        channels = set(session.scalars(
+            select(Alert.channel).where(Alert.thread_key.in_((survivor.id, absorbed.id)), Alert.parent_id.is_(None),
+                                        Alert.status.in_(("pending", "sent")))
+        ))  # fmt: skip
+        for channel in sorted(channels):
+            mine, theirs = thread_parent(session, survivor.id, channel), thread_parent(session, absorbed.id, channel)
+            pairs = [("survivor", mine, absorbed, theirs), ("absorbed", theirs, survivor, mine)]
+            for role, parent, other, other_parent in pairs:
+                if parent is None:
+                    continue
+                url = thread_link(settings, other_parent)
+                shown = link(url, "open thread") if url else None
+                text = escape_mrkdwn(_merge_text(role, other, other.headline, other.article_count or 0, None))
+                if shown:
+                    text += f" {shown}"
+                payload = {
+                    "text": escape_mrkdwn(_merge_text(role, other, other.headline, other.article_count or 0, url)),
+                    "blocks": [section(text), context(f"Flankwatch stories merged · story `{escape_mrkdwn(survivor.id)}`")],
+                }
+                alert = _alert("story_merged", stable_id("alert", "story_merged", event.id, parent.id), survivor,
+                               payload, now, severity=parent.severity or "normal",
+                               detail={"survivor": survivor.id, "absorbed": absorbed.id, "role": role})  # fmt: skip
+                alert.thread_key = parent.thread_key
+                place(session, settings, alert, now, route=_route_of(settings, parent))
+                alert.channel, alert.parent_id = parent.channel, parent.id
+                if add(session, alert):
+                    created.append(alert)
+    return created
+
+
+def _route_of(settings: Settings, alert: Alert) -> AlertRoute:
+    try:
+        return settings.route_named(alert.route or "default")
+    except KeyError:
+        return settings.route_for(alert.topic, alert.severity or "normal")
+
+
 def evaluate(session: Session, settings: Settings, now: datetime) -> list[Alert]:
-    """Write the outbox rows (status pending) the rules call for at `now`, and return them.
+    """Write the outbox rows (status pending, or held) the story rules call for at `now`, and return them.
 
     Flushes but does not commit: the caller owns the transaction.
     """
@@ -209,4 +444,5 @@ def evaluate(session: Session, settings: Settings, now: datetime) -> list[Alert]
         raise ValueError(f"naive datetime {now!r}: pass a UTC-aware clock")
     # Updates first: a story that gets its first alert in this run must not also get an update.
     updates = story_update_alerts(session, settings, now)
-    return new_story_alerts(session, settings, now) + updates
+    merges = story_merged_alerts(session, settings, now)
+    return new_story_alerts(session, settings, now) + updates + merges

@@ -32,6 +32,8 @@ class FeedSpec(BaseModel):
     language: str | None = None  # ISO 639-1, lower case
     country: str | None = None  # ISO 3166-1 alpha-2, upper case
     fulltext: bool = False
+    state_affiliated: bool = False  # owned or controlled by a state (alerts flag it)
+    key: bool = False  # a key outlet: its silence, failures or a paywall alert the ops route
 
     @field_validator("url")
     @classmethod
@@ -120,6 +122,8 @@ def sync_feeds(session: Session, specs: Iterable[FeedSpec], origin: str = "confi
                 language=spec.language,
                 country=spec.country,
                 fulltext=spec.fulltext,
+                state_affiliated=spec.state_affiliated,
+                key_outlet=spec.key,
                 enabled=True,
                 origin=origin,
                 consecutive_failures=0,
@@ -129,7 +133,10 @@ def sync_feeds(session: Session, specs: Iterable[FeedSpec], origin: str = "confi
             existing[spec.url] = feed
             changed += 1
             continue
-        wanted = {"name": spec.name, "language": spec.language, "country": spec.country, "fulltext": spec.fulltext}
+        wanted = {
+            "name": spec.name, "language": spec.language, "country": spec.country, "fulltext": spec.fulltext,
+            "state_affiliated": spec.state_affiliated, "key_outlet": spec.key,
+        }  # fmt: skip
         if any(getattr(feed, key) != value for key, value in wanted.items()):
             for key, value in wanted.items():
                 setattr(feed, key, value)

@@ -1,5 +1,5 @@
-"""OPML import and export of the feed list (OPML 2.0; `language`, `country` and `fulltext` kept as outline
-attributes, so that an export read back gives the same feeds)."""
+"""OPML import and export of the feed list (OPML 2.0; `language`, `country`, `fulltext`, `state_affiliated`
+and `key` kept as outline attributes, so that an export read back gives the same feeds)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,9 @@ def parse_opml(data: bytes) -> list[FeedSpec]:
                 url=url,
                 language=_language(outline.get("language")),
                 country=_country(outline.get("country")),
-                fulltext=(outline.get("fulltext") or "").strip().lower() in ("true", "1", "yes"),
+                fulltext=_flag(outline.get("fulltext")),
+                state_affiliated=_flag(outline.get("state_affiliated")),
+                key=_flag(outline.get("key")),
             )
         except ValidationError as exc:
             log.warning("OPML outline %r skipped: %s", url[:200], exc.errors()[0]["msg"])
@@ -92,6 +94,10 @@ def parse_opml(data: bytes) -> list[FeedSpec]:
         seen.add(spec.url)
         specs.append(spec)
     return specs
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -116,5 +122,9 @@ def to_opml(feeds: Iterable[_FeedLike], *, title: str = "Flankwatch feeds") -> s
             outline.set("country", feed.country)
         if feed.fulltext:
             outline.set("fulltext", "true")
+        if getattr(feed, "state_affiliated", False):
+            outline.set("state_affiliated", "true")
+        if getattr(feed, "key", None) or getattr(feed, "key_outlet", False):  # FeedSpec.key / Feed.key_outlet
+            outline.set("key", "true")
     xml = etree.tostring(root, encoding="unicode", pretty_print=True)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml

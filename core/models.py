@@ -66,6 +66,9 @@ class Feed(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     country: Mapped[str | None] = mapped_column(String(8))
     fulltext: Mapped[bool] = mapped_column(Boolean, default=False)
+    state_affiliated: Mapped[bool] = mapped_column(Boolean, default=False)  # feeds.yaml `state_affiliated`
+    key_outlet: Mapped[bool] = mapped_column(Boolean, default=False)  # feeds.yaml `key`: coverage health watches it
+    coverage_state: Mapped[str | None] = mapped_column(String(16))  # last state alerted: ok | silent | failing | paywalled
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     origin: Mapped[str] = mapped_column(String(16), default="config")  # config | opml | demo
     etag: Mapped[str | None] = mapped_column(String(512))
@@ -222,25 +225,87 @@ class IndexFailure(Base):
 
 class Alert(Base):
     """The outbox: written before it is sent, marked sent after. `id` is deterministic, so a rule that
-    fires twice for the same thing produces the same row, never a second message."""
+    fires twice for the same thing produces the same row, never a second message.
+
+    Threads: the alerts of one story (`thread_key`) in one channel form a Slack thread. The first one
+    (`parent_id` NULL) opens it; the others name it in `parent_id` and are sent as replies once it is sent.
+    Held alerts (quiet hours, over budget) are never sent alone: a digest of their route carries them.
+    """
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_status", "status"),)
+    __table_args__ = (
+        Index("ix_alerts_status", "status"),
+        Index("ix_alerts_thread", "thread_key", "channel"),
+        Index("ix_alerts_route_created", "route", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # new_story | story_update
+    # new_story | story_update | story_merged | watch_match | spike | coverage | digest
+    kind: Mapped[str] = mapped_column(String(32))
     story_id: Mapped[str | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"), index=True)
     topic: Mapped[str | None] = mapped_column(String(100))
+    route: Mapped[str | None] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(8), default="normal")  # low | normal | high
     channel: Mapped[str] = mapped_column(String(200), default="")
     story_article_count: Mapped[int] = mapped_column(Integer, default=0)  # story size when it fired
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"text": ..., "blocks": [...]}
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # what the rule saw (spike counts, ...)
+    # pending | held (quiet hours or budget: waits for a digest) | digested | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    held_reason: Mapped[str | None] = mapped_column(String(16))  # quiet_hours | budget
+    digest_id: Mapped[str | None] = mapped_column(String(64), index=True)  # the digest that carried it
+    thread_key: Mapped[str | None] = mapped_column(String(64))  # a story id (or an article's, for a watch match)
+    parent_id: Mapped[str | None] = mapped_column(String(64), index=True)  # the alert that opened the thread
+    broadcast: Mapped[bool] = mapped_column(Boolean, default=False)  # a reply also shown in the channel
+    watch_id: Mapped[str | None] = mapped_column(String(200))  # the saved search that matched
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # A send whose outcome is unknown (the request went out, no answer: timeout, reset, crash): before
+    # posting again, the sender looks for the alert id in the channel's messages.
+    in_doubt: Mapped[bool] = mapped_column(Boolean, default=False)
     delivery: Mapped[str | None] = mapped_column(String(16))  # slack | console
     remote_id: Mapped[str | None] = mapped_column(String(64))  # Slack message ts
+    remote_channel: Mapped[str | None] = mapped_column(String(64))  # the channel id Slack answered with
+    thread_ts: Mapped[str | None] = mapped_column(String(64))  # the parent's ts, for a reply
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)  # a parent whose counts need chat.update
+    reactions_up: Mapped[int] = mapped_column(Integer, default=0)  # 👍 read back from Slack
+    reactions_down: Mapped[int] = mapped_column(Integer, default=0)  # 👎
+    reactions_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Watch(Base):
+    """A saved search that alerts (`flankwatch watch add`). Its query lives in the archive too, where the
+    percolator (ES) or its SQLite equivalent matches new articles against it."""
+
+    __tablename__ = "watches"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)  # archive.base.SearchQuery.to_dict()
+    mode: Mapped[str] = mapped_column(String(16), default="words")  # words | meaning | hybrid
+    route: Mapped[str] = mapped_column(String(200), default="default")
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # the query's embedding (meaning, hybrid)
+    vector_model: Mapped[str | None] = mapped_column(String(200))
+    min_similarity: Mapped[float | None] = mapped_column(Float)  # meaning: raw cosine a match needs
+    checked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # articles indexed up to here were matched
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SpikeEpisode(Base):
+    """A run of hours in which a topic's or a place's volume stood far above its own baseline."""
+
+    __tablename__ = "spike_episodes"
+    __table_args__ = (Index("ix_spike_episodes_key", "key", "last_hour"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))  # topic:<name> | place:<topic>:<keyword>
+    started_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_hour: Mapped[datetime] = mapped_column(UTCDateTime)  # the latest hour that spiked
+    peak_count: Mapped[int] = mapped_column(Integer, default=0)
+    baseline_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    alert_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class PipelineRun(Base):

@@ -8,6 +8,7 @@ Airflow, from a connection: never put them in the YAML file.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -49,11 +50,68 @@ class TopicConfig(BaseModel):
     threshold: float | None = None  # overrides `relevance_threshold` for this topic
 
 
-class AlertRoute(BaseModel):
-    """Where alerts of a topic go. `channel` is a Slack channel id or name."""
+SEVERITIES = ("low", "normal", "high")  # single-source / ordinary / corroborated or a weighty development
 
-    topic: str = "*"
+
+class AlertRoute(BaseModel):
+    """Where alerts go, and when. `channel` is a Slack channel id or name.
+
+    A route takes the alerts of its `topic` (a name, a list of names, or `*`) whose severity is at least
+    `min_severity`; the first matching route wins. During `quiet_hours` ("22:00-07:00" in `timezone`) and
+    beyond `budget_per_hour` its alerts are held, never dropped: they go into the route's next digest,
+    which is posted daily at `digest_at` (local time) and when quiet hours end.
+    """
+
+    name: str = ""  # default: the channel
+    topic: str | list[str] = "*"
+    min_severity: Literal["low", "normal", "high"] = "low"
     channel: str
+    timezone: str = "UTC"
+    quiet_hours: str | None = None
+    budget_per_hour: int | None = None
+    digest_at: str | None = "08:00"
+    ops: bool = False  # takes coverage-health alerts (key outlets silent, failing, paywalled)
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.name:
+            self.name = self.channel
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Vilnius)") from None
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value.replace(" ", "")):
+            raise ValueError(f"quiet_hours must look like 22:00-07:00, not {value!r}")
+        return value.replace(" ", "")
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_at(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"digest_at must look like 08:00, not {value!r}")
+        return value
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.topic,) if isinstance(self.topic, str) else tuple(self.topic)
+
+    def takes(self, topic: str | None, severity: str) -> bool:
+        wanted = self.topics
+        return ("*" in wanted or topic in wanted) and SEVERITIES.index(severity) >= SEVERITIES.index(self.min_severity)
 
 
 class Settings(BaseSettings):
@@ -141,9 +199,35 @@ class Settings(BaseSettings):
     update_min_new_articles: int = Field(2, description="New articles needed before a story update alerts.")
     update_min_interval_minutes: float = Field(60.0, description="Least time between two updates of a story.")
     alert_max_attempts: int = Field(10, description="Send attempts before an alert is given up (kept, marked failed).")
+    alert_single_source: Literal["mark", "skip"] = Field(
+        "mark", description="A story told by one outlet alone: `mark` alerts it as single source, `skip` waits for a second."
+    )
+    alert_broadcast_weight: float = Field(
+        3.0, description="A thread reply whose development weighs this much is also posted to the channel."
+    )
+    alert_high_sources: int = Field(3, description="Independent outlets from which a story alerts as high severity.")
+    digest_top_stories: int = Field(10, description="Stories listed in a digest.")
+    spike_baseline_days: int = Field(14, description="Days of hourly counts a spike is measured against.")
+    spike_min_count: int = Field(5, description="Fewest articles in an hour that can be a spike.")
+    spike_p_value: float = Field(0.001, description="Poisson tail probability under which an hour's count is a spike.")
+    coverage_paywall_share: float = Field(
+        0.8, description="A key outlet looks paywalled when this share of its last day's articles were teasers."
+    )
+    reactions_lookback_days: float = Field(7.0, description="Alerts whose 👍/👎 reactions are read back.")
+    reactions_per_run: int = Field(50, description="Most `reactions.get` calls in one alert run.")
     slack_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-...). Env only.")
     slack_channel: str = Field("", description="Default Slack channel for alerts.")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    slack_timeout_seconds: float = Field(10.0, description="Seconds to wait for Slack's answer to one request.")
+    slack_min_interval_seconds: float = Field(
+        1.0, description="Least time between two messages to one channel (Slack allows about one per second)."
+    )
+    slack_max_wait_seconds: float = Field(
+        120.0, description="Most time one alert run spends waiting on Slack (Retry-After, backoff) before leaving the rest for the next run."
+    )
+    slack_workspace_url: str = Field(
+        "https://slack.com", description="Base of links to threads (`https://<workspace>.slack.com`)."
+    )
     alert_log: Path | None = Field(None, description="JSONL file of console alerts; default var_dir/alerts.jsonl.")
 
     # --- orchestration ---------------------------------------------------------------------------
@@ -187,12 +271,38 @@ class Settings(BaseSettings):
                 return topic
         raise KeyError(f"unknown topic {name!r}; configured: {[t.name for t in self.topics]}")
 
-    def channel_for(self, topic: str | None) -> str:
-        """The Slack channel of a topic: the first matching route, else `slack_channel`."""
+    def default_route(self) -> AlertRoute:
+        """The route of alerts no configured route takes: `slack_channel`, never quiet, no budget."""
+        return AlertRoute(name="default", channel=self.slack_channel or "", digest_at=None)
+
+    def route_for(self, topic: str | None, severity: str = "normal") -> AlertRoute:
+        """The first route that takes alerts of this topic and severity, else the default route."""
         for route in self.alert_routes:
-            if route.topic in ("*", topic):
-                return route.channel
-        return self.slack_channel
+            if route.takes(topic, severity):
+                return route
+        return self.default_route()
+
+    def route_named(self, name: str) -> AlertRoute:
+        for route in self.alert_routes:
+            if route.name == name:
+                return route
+        if name == "default":
+            return self.default_route()
+        raise KeyError(f"unknown route {name!r}; configured: {[r.name for r in self.alert_routes] or ['default']}")
+
+    def ops_route(self) -> AlertRoute:
+        """Where coverage-health alerts go: the first route marked `ops`, else the first route, else default."""
+        for route in self.alert_routes:
+            if route.ops:
+                return route
+        return self.alert_routes[0] if self.alert_routes else self.default_route()
+
+    def routes(self) -> list[AlertRoute]:
+        """Every route, the default one included when some alert can fall through to it."""
+        routes = list(self.alert_routes)
+        if not any(route.takes(None, "low") and "*" in route.topics for route in routes):
+            routes.append(self.default_route())
+        return routes
 
 
 @lru_cache(maxsize=1)

@@ -292,6 +292,42 @@ def demo(
     console.print("Search the archive now, e.g.: [bold].venv/bin/flankwatch search brigade[/bold]")
 
 
+@app.command("digest")
+def digest_command(
+    route: Annotated[Optional[str], typer.Option(help="Only this route (its name); default: every route.")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="An ad-hoc digest from this moment to now (YYYY-MM-DD or ISO 8601; UTC unless it names a zone) "
+             "instead of the one due at the route's latest digest time.")] = None,
+) -> None:
+    """Post the digests due now: per route, the alerts it held (quiet hours, budget) and its most active
+    stories since its previous digest. Nothing to report, no digest; a digest is never posted twice."""
+    from alerts.digest import local_period
+    from flankwatch.pipeline import digest_stage
+
+    settings = _settings()
+    if route is not None:
+        try:
+            settings.route_named(route)
+        except KeyError as exc:
+            raise typer.BadParameter(str(exc.args[0]), param_hint="--route") from None
+    now = datetime.now(timezone.utc)
+    start = _parse_day(since)
+    if start is not None and start >= now:
+        raise typer.BadParameter(f"{since!r} is not in the past", param_hint="--since")
+    summary = digest_stage(settings, now=now, route=route, since=start)
+    with session_scope(settings) as session:
+        for digest in summary["digests"]:
+            row = session.get(Alert, digest["id"])
+            period = local_period(settings.route_named(digest["route"]), datetime.fromisoformat(digest["period_start"]),
+                                  datetime.fromisoformat(digest["period_end"]))
+            console.print(f"digest [bold]{escape(digest['route'])}[/bold] -> {escape(digest['channel'] or '-')} "
+                          f"({escape(period)}): {digest['stories']} stories, {digest['held']} held alerts carried, "
+                          f"{escape(row.status if row else 'unknown')}")
+    if not summary["digests"]:
+        console.print("no digest due (nothing to report, or already posted)")
+    console.print(f"outbox   sent={summary['sent']}  failed={summary['failed']}  pending={summary['pending']}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the Alembic migrations (idempotent)."""

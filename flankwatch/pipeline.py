@@ -126,3 +126,13 @@ def run_once(
 def _compact(stages: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Counts only: id lists are left out of the stored run summary."""
     return {name: {k: v for k, v in result.items() if not isinstance(v, list)} for name, result in stages.items()}
+
+
+def digest_stage(settings: Settings, *, now: datetime | None = None, route: str | None = None,
+                 since: datetime | None = None, slack_token: str | None = None) -> dict[str, Any]:
+    """The digests due now (held alerts and the period's top stories, per route), then the outbox delivered.
+    Run hourly (DAG `flankwatch_digest`): a digest is built once per route and boundary."""
+    from alerts.digest import run_digest
+
+    ensure_schema(settings)
+    return run_digest(settings, now=now, route=route, since=since, slack_token=slack_token)

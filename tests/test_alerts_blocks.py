@@ -25,7 +25,7 @@ def test_message_parts(settings):
             ],
         )
         articles = list(session.scalars(select(Article).order_by(Article.published_at, Article.id)))
-        message = story_message("new_story", story, articles, why="New story: 4 articles from 3 sources", new_facts=[])
+        message = story_message("new_story", story, articles, why="New story: 4 articles from 3 independent sources", new_facts=[])
 
     blocks = message["blocks"]
     assert block_kit_errors(blocks) == []
@@ -33,7 +33,7 @@ def test_message_parts(settings):
     assert blocks[0]["text"] == {
         "type": "plain_text", "text": "German brigade moves 5000 troops to Rukla", "emoji": False
     }  # fmt: skip
-    assert blocks[1]["text"]["text"] == "*Why it alerts:* New story: 4 articles from 3 sources"
+    assert blocks[1]["text"]["text"] == "*Why it alerts:* New story: 4 articles from 3 independent sources"
     fields = [f["text"] for f in blocks[2]["fields"]]
     assert fields[0] == "*Sources*\n3: LRT, Delfi, Tagesschau"
     assert fields[1] == "*Languages*\nlt (3), de (1)"
@@ -41,7 +41,7 @@ def test_message_parts(settings):
     assert fields[3] == "*Articles*\n4"
     assert blocks[3]["text"]["text"].count("\n• <https://") == 4
     assert "story `story-a`" in blocks[4]["elements"][0]["text"]
-    assert message["text"] == "German brigade moves 5000 troops to Rukla — New story: 4 articles from 3 sources"
+    assert message["text"] == "German brigade moves 5000 troops to Rukla — New story: 4 articles from 3 independent sources"
 
 
 def test_update_lists_new_facts(settings):

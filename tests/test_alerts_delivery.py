@@ -37,26 +37,28 @@ def _one_alert(settings, specs=THREE_SOURCES, **story_kw):
 def test_block_kit_body_as_slack_receives_it(settings, fake_slack):
     settings = slack_settings(settings, fake_slack.url, fake_slack.token)
     alert = _one_alert(settings)
-    ts = SlackSender(fake_slack.token, "C0FLANKWATCH", fake_slack.url).send(alert)
+    sent = SlackSender(fake_slack.token, "C0FLANKWATCH", fake_slack.url).send(alert)
 
     [request] = fake_slack.requests
-    assert ts == request.response["ts"]
+    assert (sent.ts, sent.channel) == (request.response["ts"], "C0FLANKWATCH")
     assert request.path == "/api/chat.postMessage"
     assert request.headers["authorization"] == f"Bearer {fake_slack.token}"
     assert request.headers["content-type"].startswith("application/json")
     body = request.body
     assert body["channel"] == "C0FLANKWATCH"
     assert body["unfurl_links"] is False and body["unfurl_media"] is False
-    assert body["text"] == "German brigade moves 5000 troops to Rukla — New story: 3 articles from 3 sources"
+    assert body["text"] == "German brigade moves 5000 troops to Rukla — New story: 3 articles from 3 independent sources"
+    assert body["metadata"] == {"event_type": "flankwatch_alert", "event_payload": {"alert_id": alert.id}}
     header, why, facts, links, context = body["blocks"]
     assert header["type"] == "header"
     assert header["text"] == {"type": "plain_text", "text": "German brigade moves 5000 troops to Rukla", "emoji": False}
-    assert why["text"]["text"] == "*Why it alerts:* New story: 3 articles from 3 sources"
+    assert why["text"]["text"] == "*Why it alerts:* New story: 3 articles from 3 independent sources"
     assert [f["text"] for f in facts["fields"]] == [
-        "*Sources*\n3: Delfi, LRT, Tagesschau",
+        "*Sources*\n3 independent: Delfi, LRT, Tagesschau",
         "*Languages*\nlt (2), de (1)",
-        "*First seen*\n2025-03-03 08:00 UTC",
+        "*First reported*\nDelfi, 2025-03-03 08:00 UTC",  # all at 08:00: the first by id
         "*Articles*\n3",
+        "*Last seen*\n2025-03-03 08:00 UTC",
     ]
     lines = links["text"]["text"].split("\n")
     assert lines[0] == "*Top articles*"
@@ -88,7 +90,7 @@ def test_hostile_title_and_url_arrive_escaped(settings, fake_slack):
     links = body["blocks"][3]["text"]["text"].split("\n")
     assert links[1] == f"• <https://evil.example/a%7C%3C!channel%3E%3E%20%3C@U123%3E|{HOSTILE_ESCAPED}> (LRT)"
     assert links[2] == "• ok (&lt;!here&gt;)"  # javascript: is no link
-    assert "*Sources*\n2: &lt;!here&gt;, LRT" in [f["text"] for f in body["blocks"][2]["fields"]]
+    assert "*Sources*\n2 independent: &lt;!here&gt;, LRT" in [f["text"] for f in body["blocks"][2]["fields"]]
 
 
 @pytest.mark.parametrize(
@@ -140,15 +142,15 @@ def test_console_sender_prints_and_writes_jsonl(settings, tmp_path):
     out = io.StringIO()
     path = tmp_path / "log" / "alerts.jsonl"
     sender = ConsoleSender(path, Console(file=out, width=200, color_system=None))
-    remote_id = sender.send(alert)
+    remote_id = sender.send(alert).ts
     sender.send(alert)
 
     printed = out.getvalue()
     assert "[bold red]Alarm[/bold red] [2J <!channel>" in printed  # markup shown, not applied
     assert "\x1b" not in printed
     assert "[link=file:///etc/passwd]click[/link] (https://lrt.example/s1/0) (LRT)" in printed
-    assert "Why it alerts: New story: 2 articles from 2 sources" in printed
-    assert "Sources: 2: Delfi, LRT" in printed
+    assert "Why it alerts: New story: 2 articles from 2 independent sources" in printed
+    assert "Sources: 2 independent: Delfi, LRT" in printed
     lines = path.read_text().splitlines()
     assert len(lines) == 2
     record = json.loads(lines[0])

@@ -50,7 +50,7 @@ def test_new_story_row_fields_and_no_second_row(settings):
         [alert] = evaluate(session, settings, T0)
         assert (alert.topic, alert.channel, alert.story_id) == (TOPIC, "C0BRIGADE", "s1")
         assert alert.payload["blocks"][0]["type"] == "header"
-        assert "New story: 3 articles from 3 sources" in alert.payload["blocks"][1]["text"]["text"]
+        assert "New story: 3 articles from 3 independent sources" in alert.payload["blocks"][1]["text"]["text"]
         assert evaluate(session, settings, T0 + minutes(10)) == []
         add_articles(session, session.get(Story, "s1"), _sources("LRT"))
         assert evaluate(session, settings, T0 + minutes(20)) == []  # grows, but 1 new article: no update
@@ -117,12 +117,14 @@ def test_update_lists_new_facts_and_is_deterministic(settings):
         [update] = evaluate(session, settings, now)
         assert update.id == stable_id("alert", "story_update", "s1", new[1].id)  # newest article
         assert (update.kind, update.story_article_count, update.created_at) == ("story_update", 5, now)
-        why = update.payload["blocks"][1]["text"]["text"]
-        assert "Story update: 2 new articles, new facts: 5000, Rukla, Panzerbrigade 45" in why
-        assert "new sources" not in why
-        assert update.payload["blocks"][0]["text"]["text"].startswith("Update: ")
-        links = update.payload["blocks"][3]["text"]["text"]
-        assert links.index(new[1].url) < links.index(new[0].url)  # new articles first, newest first
+        # a reply in the story's thread, with only what is new
+        assert (update.parent_id, update.thread_key, update.channel) == (first.id, "s1", first.channel)
+        summary, diff, links, _ = update.payload["blocks"]
+        assert summary["text"]["text"] == "2 new articles · now 5 articles from 3 independent outlets"
+        assert diff["text"]["text"] == "*What is new*\n• new figure: 5000\n• new name: Rukla\n• new name: Panzerbrigade 45"
+        assert update.detail["weight"] == 4.0 and update.broadcast  # a new figure and two names: 2 + 1 + 1
+        assert links["text"]["text"].startswith("*New articles*")
+        assert links["text"]["text"].index(new[1].url) < links["text"]["text"].index(new[0].url)  # newest first
 
         assert evaluate(session, settings, now) == []  # same clock again: nothing new
         assert evaluate(session, settings, now + minutes(200)) == []  # no article since the update
@@ -138,8 +140,9 @@ def test_update_for_a_new_source(settings):
             [_new("LRT", 30), _new("Wirtualna Polska", 31)],
         )
         [update] = evaluate(session, settings, T0 + minutes(61))
-        why = update.payload["blocks"][1]["text"]["text"]
-        assert "Story update: 2 new articles, new sources: Wirtualna Polska" in why
+        diff = update.payload["blocks"][1]["text"]["text"]
+        assert diff == "*What is new*\n• new source: Wirtualna Polska"
+        assert update.detail["weight"] == 1.0 and not update.broadcast  # one more outlet: in the thread only
 
 
 def test_second_update_counts_from_the_last_alert(settings):
@@ -159,7 +162,7 @@ def test_second_update_counts_from_the_last_alert(settings):
         assert evaluate(session, settings, T0 + minutes(100)) == []  # 39 min after the last alert
         [second] = evaluate(session, settings, T0 + minutes(121))
         assert second.id != first_update.id
-        assert "new facts: Pabradė" in second.payload["blocks"][1]["text"]["text"]
+        assert second.detail["developments"] == ["new name: Pabradė"]
         assert "5000" not in second.payload["blocks"][1]["text"]["text"]
 
 
@@ -195,5 +198,5 @@ def test_update_shows_the_number_a_development_replaces(settings):
                                article_id=new[0].id, facts=["5000", "Rukla"], detail={"replaces": {"5000": "4800"}}))
         session.flush()
         [update] = evaluate(session, settings, T0 + minutes(90))
-        why = update.payload["blocks"][1]["text"]["text"]
-        assert "new facts: 4800 → 5000, Rukla" in why
+        assert update.detail["developments"] == ["4800 → 5000", "new name: Rukla"]
+        assert "• 4800 → 5000" in update.payload["blocks"][1]["text"]["text"]

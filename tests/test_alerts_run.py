@@ -24,30 +24,53 @@ def test_rerunning_the_stage_never_sends_twice(settings, fake_slack):
     again = alert(settings, now=T0 + minutes(10))
     assert first.to_dict() == {
         "created": 1, "sent": 1, "failed": 0, "pending": 0, "alert_ids": [stable_id("alert", "new_story", "s1")],
+        "held": 0, "by_kind": {"new_story": 1}, "reactions_read": 0, "errors": {},
     }  # fmt: skip
-    assert again.to_dict() == {"created": 0, "sent": 0, "failed": 0, "pending": 0, "alert_ids": []}
-    assert len(fake_slack.requests) == 1
+    assert again.to_dict() == {
+        "created": 0, "sent": 0, "failed": 0, "pending": 0, "alert_ids": [], "held": 0, "by_kind": {},
+        "reactions_read": 1, "errors": {},
+    }  # fmt: skip
+    # one message; ten minutes later its reactions are read back
+    assert [r.path for r in fake_slack.requests] == ["/api/chat.postMessage", "/api/reactions.get"]
 
 
-def test_server_error_then_recovery(settings, fake_slack):
-    settings = slack_settings(settings, fake_slack.url, fake_slack.token)
+def _counts(summary: AlertSummary) -> tuple:
+    return (summary.created, summary.sent, summary.failed, summary.pending, summary.alert_ids)
+
+
+def test_server_error_then_recovery_on_the_next_run(settings, fake_slack):
+    settings = slack_settings(settings, fake_slack.url, fake_slack.token, slack_max_wait_seconds=0)
     _story(settings)
     fake_slack.fail_next(1, "server_error")
-    assert alert(settings, now=T0) == AlertSummary(1, 0, 0, 1, [stable_id("alert", "new_story", "s1")])
+    assert _counts(alert(settings, now=T0)) == (1, 0, 0, 1, [stable_id("alert", "new_story", "s1")])
     with session_scope(settings) as session:
         [row] = alerts(session)
-        assert (row.status, row.attempts) == ("pending", 1)
+        assert (row.status, row.attempts, row.in_doubt) == ("pending", 1, True)  # Slack may have posted it
         assert "HTTP 500" in row.last_error
-    assert alert(settings, now=T0 + minutes(10)) == AlertSummary(0, 1, 0, 0, [])
-    assert alert(settings, now=T0 + minutes(20)) == AlertSummary(0, 0, 0, 0, [])
-    assert len(fake_slack.messages) == 1 and len(fake_slack.requests) == 2
+    assert _counts(alert(settings, now=T0 + minutes(10))) == (0, 1, 0, 0, [])
+    assert _counts(alert(settings, now=T0 + minutes(20))) == (0, 0, 0, 0, [])
+    # the second run looked for the alert id in the channel before posting again
+    assert [r.path for r in fake_slack.requests] == [
+        "/api/chat.postMessage", "/api/conversations.history", "/api/chat.postMessage", "/api/reactions.get"
+    ]  # fmt: skip (the last: ten minutes on, the reactions to the message are read back)
+    assert len(fake_slack.messages) == 1
     with session_scope(settings) as session:
         [row] = alerts(session)
         assert (row.status, row.attempts, row.last_error, row.sent_at) == ("sent", 2, None, T0 + minutes(10))
+        assert (row.in_doubt, row.remote_channel) == (False, "C0FLANKWATCH")
+
+
+def test_server_error_retried_within_the_run(settings, fake_slack):
+    settings = slack_settings(settings, fake_slack.url, fake_slack.token, slack_max_wait_seconds=5)
+    _story(settings)
+    fake_slack.fail_next(1, "server_error")
+    assert _counts(alert(settings, now=T0)) == (1, 1, 0, 0, [stable_id("alert", "new_story", "s1")])
+    assert len(fake_slack.messages) == 1 and len(fake_slack.requests) == 3  # 500, history, post
 
 
 def test_rate_limited_alert_stays_pending(settings, fake_slack):
-    settings = slack_settings(settings, fake_slack.url, fake_slack.token)
+    # Retry-After 30 s is more than this run may wait (10 s): the alert waits for the next run
+    settings = slack_settings(settings, fake_slack.url, fake_slack.token, slack_max_wait_seconds=10)
     _story(settings)
     fake_slack.fail_next(1, "ratelimited", retry_after=30)
     summary = alert(settings, now=T0)
@@ -55,6 +78,7 @@ def test_rate_limited_alert_stays_pending(settings, fake_slack):
     with session_scope(settings) as session:
         [row] = alerts(session)
     assert row.status == "pending" and "Retry-After 30" in row.last_error
+    assert row.in_doubt is False  # a 429 posts nothing: the next try need not look first
 
 
 def test_new_story_then_update(settings, fake_slack):
@@ -74,8 +98,15 @@ def test_new_story_then_update(settings, fake_slack):
     summary = alert(settings, now=T0 + minutes(70))
     assert (summary.created, summary.sent) == (1, 1)
     first, update = fake_slack.messages
-    assert update["blocks"][0]["text"]["text"] == "Update: German brigade moves 5000 troops to Rukla"
-    assert "Story update: 2 new articles, new facts: 5000, Rukla" in update["blocks"][1]["text"]["text"]
+    [parent] = fake_slack.top_level()
+    assert update["thread_ts"] == parent["ts"]  # a reply in the story's thread
+    assert update["metadata"]["event_payload"]["alert_id"] == summary.alert_ids[0]
+    assert "new figure: 5000" in update["blocks"][1]["text"]["text"]
+    assert update.get("reply_broadcast") is True  # a figure and a name weigh 3: shown in the channel too
+    # the parent now counts the two new articles
+    [edit] = fake_slack.updates
+    assert edit["ts"] == parent["ts"]
+    assert "*Articles*\n5" in [f["text"] for f in edit["blocks"][2]["fields"]]
     assert alert(settings, now=T0 + minutes(200)).created == 0
 
 
@@ -85,7 +116,7 @@ def test_console_when_no_token(settings, capsys):
     assert (summary.created, summary.sent, summary.pending) == (1, 1, 0)
     printed = capsys.readouterr().out
     assert "German brigade moves 5000 troops to Rukla" in printed
-    assert "Why it alerts: New story: 3 articles from 3 sources" in printed
+    assert "Why it alerts: New story: 3 articles from 3 independent sources" in printed
     [line] = settings.alert_log.read_text().splitlines()
     assert json.loads(line)["story_id"] == "s1"
     with session_scope(settings) as session:

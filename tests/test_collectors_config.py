@@ -124,3 +124,35 @@ def test_opml_exports_db_feeds(settings) -> None:  # type: ignore[no-untyped-def
 def test_bad_opml_is_refused(data: bytes) -> None:
     with pytest.raises(OpmlError):
         parse_opml(data)
+
+
+def test_key_and_state_affiliated_flags_reach_the_feeds_table(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    specs = {spec.name: spec for spec in load_feeds_file(PROJECT_ROOT / "config" / "feeds.yaml")}
+    key = {name for name, spec in specs.items() if spec.key}
+    assert key == {"LRT English", "LSM English", "ERR News", "tagesschau", "Bundeswehr"}
+    # Public broadcasters with editorial independence are public, not state-affiliated (and none of the file's
+    # outlets is state-controlled media).
+    assert not any(spec.state_affiliated for spec in specs.values())
+    header = (PROJECT_ROOT / "config" / "feeds.yaml").read_text().split("\nfeeds:")[0]
+    assert "key: true" in header and "NOT state-affiliated" in header  # the flags are documented
+
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "feeds:\n"
+        "  - {name: TASS, url: 'https://tass.example/rss', language: ru, state_affiliated: true}\n"
+        "  - {name: LRT English, url: 'https://www.lrt.lt/en/news-in-english?rss', key: true}\n"
+        "  - {name: Delfi.lt, url: 'https://www.delfi.lt/rss/feeds/daily.xml'}\n"
+    )
+    with session_scope(settings) as session:
+        assert sync_feeds(session, load_feeds_file(path)) == 3
+    with session_scope(settings) as session:
+        flags = {f.name: (f.key_outlet, f.state_affiliated) for f in session.scalars(select(Feed))}
+        assert flags == {"TASS": (False, True), "LRT English": (True, False), "Delfi.lt": (False, False)}
+        # a flag dropped from the file is dropped from the table
+        assert sync_feeds(session, [FeedSpec(name="LRT English", url="https://www.lrt.lt/en/news-in-english?rss")]) == 1
+    with session_scope(settings) as session:
+        lrt = session.scalars(select(Feed).where(Feed.name == "LRT English")).one()
+        assert lrt.key_outlet is False
+    with pytest.raises(FeedsFileError, match="key"):
+        path.write_text("feeds:\n  - {name: X, url: 'https://e.org/f', key: maybe}\n")
+        load_feeds_file(path)
