@@ -54,9 +54,13 @@ STATE_DB_TESTS: dict[str, tuple[str, ...]] = {
         "settings", "test_converging_stories_merge_and_the_merge_is_recorded",  # (its own Settings(): env)
     ),
     "test_archive_index": ("settings",),        # index: pending/indexed_at bookkeeping in the state DB
-    "test_alerts_rules": ("settings",),         # outbox rows from stories, deterministic ids, savepoints
+    "test_alerts_rules": ("settings",),         # outbox rows from stories, deterministic ids
     "test_alerts_outbox": ("settings",),        # claiming and marking alerts across sessions
     "test_alerts_run": ("settings",),           # the alert stage: evaluate + deliver, re-runs
+    "test_alerts_threads": ("settings",),       # threads, merges, sources, doubt lookups through the stage
+    "test_alerts_spikes": ("settings",),        # hourly volume counts and spike episodes in SQL
+    "test_alerts_digest": ("settings",),        # digests per route and period, held alerts carried
+    "test_alerts_coverage": ("settings",),      # key outlets' coverage states and their alerts
     "test_pipeline_e2e": ("settings",),         # run_once: all four stages on one state DB
     "test_demo": ("settings",),                 # the demo's replay of real news through the pipeline
     "test_cli": ("cli",),                       # the CLI reads FLANKWATCH_DATABASE_URL (set by `state_db`)

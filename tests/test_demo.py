@@ -26,6 +26,11 @@ def test_demo_makes_stories_and_alerts_and_is_idempotent(settings, shared_data, 
         assert grown, "no story with two or more articles"
         alerts = session.scalars(select(Alert)).all()
         assert alerts and all(a.status == "sent" for a in alerts)
+        # one thread per story: the top-level messages are the stories that alerted, the rest are replies
+        story_alerts = [a for a in alerts if a.kind in ("new_story", "story_update", "story_merged")]
+        top_level = [a for a in story_alerts if a.parent_id is None]
+        assert len(top_level) == len({a.thread_key for a in story_alerts}) == len({a.story_id for a in top_level})
+        assert all(a.thread_ts for a in story_alerts if a.parent_id is not None)
         articles = session.scalar(select(func.count()).select_from(Article))
         # The demo feeds are left disabled, so a scheduled run never polls the stopped local server.
         assert not any(f.enabled for f in session.scalars(select(Feed).where(Feed.origin == "demo")))
