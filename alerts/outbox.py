@@ -79,6 +79,10 @@ def deliver_pending(session: Session, sender: Sender, settings: Settings, now: d
         in_doubt = bool(alert.in_doubt)  # from an earlier try, before this claim sets it
         if not _claim(session, alert):
             continue
+        if alert.kind == "story_merged":  # its link to the other thread can only be known now
+            from alerts.rules import merge_payload
+
+            alert.payload = merge_payload(session, settings, alert)
         try:
             result = sender.send(alert, thread_ts=thread_ts, in_doubt=in_doubt)
         except Exception as err:  # noqa: BLE001 - a poison alert must not block the outbox: record, move on

@@ -180,7 +180,10 @@ def opener_payload(session: Session, settings: Settings, parent: Alert) -> dict 
         return None
     story = session.get(Story, parent.story_id)
     seen: set[str] = set()
-    while story is not None and story.merged_into and story.id not in seen:  # the thread goes on in the survivor
+    # an absorbed story's thread goes on with the survivor's news, unless the survivor has a thread of its own
+    while story is not None and story.merged_into and story.id not in seen:
+        if thread_parent(session, story.merged_into, parent.channel) is not None:
+            break
         seen.add(story.id)
         story = session.get(Story, story.merged_into)
     if story is None:
@@ -373,20 +376,36 @@ def story_update_alerts(session: Session, settings: Settings, now: datetime) -> 
     return created
 
 
-def _merge_text(kind: str, other: Story | None, headline: str, articles: int, link: str | None) -> str:
-    title = f"“{' '.join((headline or '(untitled story)').split())}”"
-    where = f" Its thread: {link}" if link else ""
-    if kind == "survivor":
-        return f"Merged: the story {title} ({_plural(articles, 'article')}) turned out to be this one.{where}"
-    return f"This story turned out to be part of {title}; its updates continue there.{where}"
+def merge_payload(session: Session, settings: Settings, alert: Alert) -> dict:
+    """The merge note of a `story_merged` alert, rendered when it is sent: the link to the other story's
+    thread exists only once that thread's opener is sent, which may be after the merge was seen."""
+    from alerts.blocks import context, section
+    from alerts.escape import escape_mrkdwn, link
+
+    detail = alert.detail or {}
+    role = detail.get("role")
+    other = session.get(Story, detail.get("absorbed") if role == "survivor" else detail.get("survivor"))
+    other_parent = session.get(Alert, detail.get("other_parent") or "") if detail.get("other_parent") else None
+    title = f"“{' '.join(((other.headline if other else '') or '(untitled story)').split())}”"
+    articles = _plural((other.article_count or 0) if other else 0, "article")
+    if role == "survivor":
+        text = f"Merged: the story {title} ({articles}) turned out to be this one."
+    elif other_parent is None:
+        text = f"This story turned out to be part of a bigger one, {title}; its updates continue in this thread."
+    else:
+        text = f"This story turned out to be part of {title}; its updates continue in that story's thread."
+    url = thread_link(settings, other_parent)
+    shown = escape_mrkdwn(text) + (f" {link(url, 'Open its thread')}" if url else "")
+    story_id = escape_mrkdwn(detail.get("survivor") or "")
+    return {
+        "text": escape_mrkdwn(text + (f" {url}" if url else "")),
+        "blocks": [section(shown), context(f"Flankwatch stories merged · story `{story_id}`")],
+    }
 
 
 def story_merged_alerts(session: Session, settings: Settings, now: datetime) -> list[Alert]:
     """(c) Two stories turned out to be one: the surviving story's thread says so and links the other;
     the absorbed story's thread points to the survivor's (or, when only it has a thread, goes on there)."""
-    from alerts.blocks import context, section
-    from alerts.escape import escape_mrkdwn, link
-
     events = session.scalars(
         select(StoryEvent)
         .where(StoryEvent.kind == "merged", StoryEvent.at > now - MERGE_LOOKBACK, StoryEvent.at <= now)
@@ -404,22 +423,14 @@ def story_merged_alerts(session: Session, settings: Settings, now: datetime) -> 
         ))  # fmt: skip
         for channel in sorted(channels):
             mine, theirs = thread_parent(session, survivor.id, channel), thread_parent(session, absorbed.id, channel)
-            pairs = [("survivor", mine, absorbed, theirs), ("absorbed", theirs, survivor, mine)]
-            for role, parent, other, other_parent in pairs:
+            for role, parent, other_parent in (("survivor", mine, theirs), ("absorbed", theirs, mine)):
                 if parent is None:
                     continue
-                url = thread_link(settings, other_parent)
-                shown = link(url, "open thread") if url else None
-                text = escape_mrkdwn(_merge_text(role, other, other.headline, other.article_count or 0, None))
-                if shown:
-                    text += f" {shown}"
-                payload = {
-                    "text": escape_mrkdwn(_merge_text(role, other, other.headline, other.article_count or 0, url)),
-                    "blocks": [section(text), context(f"Flankwatch stories merged · story `{escape_mrkdwn(survivor.id)}`")],
-                }
+                detail = {"survivor": survivor.id, "absorbed": absorbed.id, "role": role,
+                          "other_parent": other_parent.id if other_parent is not None else None}  # fmt: skip
                 alert = _alert("story_merged", stable_id("alert", "story_merged", event.id, parent.id), survivor,
-                               payload, now, severity=parent.severity or "normal",
-                               detail={"survivor": survivor.id, "absorbed": absorbed.id, "role": role})  # fmt: skip
+                               {}, now, severity=parent.severity or "normal", detail=detail)  # fmt: skip
+                alert.payload = merge_payload(session, settings, alert)
                 alert.thread_key = parent.thread_key
                 place(session, settings, alert, now, route=_route_of(settings, parent))
                 alert.channel, alert.parent_id = parent.channel, parent.id

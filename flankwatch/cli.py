@@ -18,15 +18,19 @@ from core.db import session_scope, upgrade
 from core.models import Alert, Feed, FetchRecord, Story, StoryEvent
 from core.settings import Settings, get_settings
 from flankwatch import display
+from flankwatch.alerts_cli import alerts_app
 from flankwatch.archive_cli import archive_app
 from flankwatch.pipeline import STAGES, RunSummary, run_once
 from flankwatch.search import MODES, run_search
+from flankwatch.watch_cli import watch_app
 
 app = typer.Typer(help="Flankwatch: news about NATO's eastern flank, grouped into stories, searchable, alerted.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="State database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(archive_app, name="archive")
+app.add_typer(watch_app, name="watch")
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 
 
