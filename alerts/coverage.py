@@ -1,6 +1,6 @@
 """Coverage health: tell the ops route when a key outlet (feeds.yaml `key: true`) stops delivering.
 
-A key feed is `failing` (its polls fail: health failing or unhealthy), else `silent` (no new article for
+A key feed is `failing` (its last three polls failed, or the collector calls it unhealthy), else `silent` (no new article for
 longer than its own rhythm allows, `collectors.schedule.is_silent`), else `paywalled` (most of its last
 day's articles were teasers), else `ok`. Only a change alerts: `Feed.coverage_state` keeps the state last
 alerted, and is written in the same transaction as the alert, so a feed that stays silent alerts once, and
@@ -38,6 +38,7 @@ OK, FAILING, SILENT, PAYWALLED = "ok", "failing", "silent", "paywalled"
 PAYWALL_WINDOW = timedelta(hours=24)
 PAYWALL_MIN_ARTICLES = 3  # fewer articles in the window say nothing about a paywall
 LAST_ERROR_MAX = 300
+COVERAGE_FAILURES = 3  # failed polls in a row before a key feed counts as failing
 HEADLINES = {FAILING: "is failing", SILENT: "is silent", PAYWALLED: "looks paywalled", OK: "recovered"}
 SEVERITIES = {FAILING: "high", SILENT: "high", PAYWALLED: "normal", OK: "normal"}
 
@@ -75,7 +76,12 @@ def _paywall_counts(session: Session, feed: Feed, now: datetime) -> tuple[int, i
 
 def coverage_of(session: Session, settings: Settings, feed: Feed, now: datetime) -> Coverage:
     """The coverage state of `feed` at `now` (see the module docstring for the order of the checks)."""
-    if (feed.health or HEALTH_OK) != HEALTH_OK:
+    # One failed poll (a timeout) is not an outage worth waking ops for: failing counts from the
+    # `COVERAGE_FAILURES`th failure in a row, or when the collector calls the feed unhealthy.
+    failing = (feed.health or HEALTH_OK) != HEALTH_OK and (
+        (feed.consecutive_failures or 0) >= COVERAGE_FAILURES or feed.health == "unhealthy"
+    )
+    if failing:
         return Coverage(FAILING, feed.last_success_at or feed.created_at or now)
     if is_silent(feed.last_new_item_at, feed.items_per_day, now, settings):
         return Coverage(SILENT, silent_since(feed.last_new_item_at, feed.items_per_day, settings))

@@ -36,6 +36,7 @@ from core.models import Alert
 from core.settings import Settings
 
 METADATA_EVENT = "flankwatch_alert"
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 FIND_PAGES = 5  # pages of 200 messages searched for an alert id before concluding it was never posted
 BACKOFF_START, BACKOFF_MAX = 1.0, 30.0
 
@@ -191,6 +192,7 @@ class SlackSender:
         self._sleep = sleep
         self._clock = clock
         self._last_post: dict[str, float] = {}
+        self.channel_ids: dict[str, str] = {}  # channel name (no "#") -> id
         # Retries are ours (below): slack_sdk's would repeat a post whose outcome is unknown.
         self.client = WebClient(token=token, base_url=base_url, timeout=int(max(1, timeout)), retry_handlers=[])
         self.client.timeout = timeout
@@ -245,9 +247,30 @@ class SlackSender:
             raise DeliveryError("no Slack channel: set FLANKWATCH_SLACK_CHANNEL or alert_routes")
         return channel
 
+    def channel_id(self, channel: str) -> str:
+        """The id of a channel named like "#alerts": reads need the id, which a post's answer gives (cached
+        here, and seeded by the outbox from earlier sends), else `conversations.list` (`channels:read`)."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        name = channel.lstrip("#")
+        if name not in self.channel_ids:
+            cursor = None
+            for _ in range(FIND_PAGES * 2):
+                response = self._retrying(
+                    channel, self.client.conversations_list, types="public_channel,private_channel",
+                    exclude_archived=True, limit=1000, cursor=cursor,
+                )  # fmt: skip
+                for entry in response.get("channels") or []:
+                    if entry.get("name") and entry.get("id"):
+                        self.channel_ids.setdefault(str(entry["name"]), str(entry["id"]))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if name in self.channel_ids or not cursor:
+                    break
+        return self.channel_ids.get(name, channel)
+
     def find(self, alert: Alert, *, thread_ts: str | None = None) -> Sent | None:
         """The message of this alert if Slack has it (looked up by the alert id in its metadata)."""
-        channel = self.channel_of(alert)
+        channel = self.channel_id(self.channel_of(alert))
         cursor = None
         for _ in range(FIND_PAGES):
             if thread_ts:
@@ -292,7 +315,10 @@ class SlackSender:
         ts = response.get("ts")
         if not ts:
             raise DeliveryError("Slack accepted the message but returned no ts", in_doubt=True)
-        return Sent(str(ts), str(response.get("channel") or channel))
+        answered = str(response.get("channel") or channel)
+        if not _CHANNEL_ID.match(channel) and _CHANNEL_ID.match(answered):
+            self.channel_ids[channel.lstrip("#")] = answered
+        return Sent(str(ts), answered)
 
     def send(self, alert: Alert, *, thread_ts: str | None = None, in_doubt: bool = False) -> Sent:
         maybe_posted = in_doubt
@@ -312,12 +338,14 @@ class SlackSender:
                 self._wait(err, tries)
 
     def update(self, channel: str, ts: str, payload: dict[str, Any]) -> None:
+        channel = self.channel_id(channel)
         self._retrying(
             channel, self.client.chat_update, channel=channel, ts=ts,
             text=payload.get("text") or "Flankwatch alert", blocks=payload.get("blocks"),
         )  # fmt: skip
 
     def reactions(self, channel: str, ts: str) -> dict[str, int] | None:
+        channel = self.channel_id(channel)
         response = self._retrying(channel, self.client.reactions_get, channel=channel, timestamp=ts, full=True)
         message = response.get("message") or {}
         return {str(r.get("name")): int(r.get("count") or 0) for r in message.get("reactions") or [] if r.get("name")}

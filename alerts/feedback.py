@@ -91,7 +91,7 @@ def precision_report(session: Session, since: datetime | None = None) -> list[Pr
     query = (
         select(
             Alert.kind,
-            func.coalesce(Alert.route, "default"),
+            Alert.route,
             func.count(),
             func.sum(case((rated, 1), else_=0)),
             func.coalesce(func.sum(Alert.reactions_up), 0),
@@ -99,13 +99,17 @@ def precision_report(session: Session, since: datetime | None = None) -> list[Pr
             func.sum(case((rated & useful, 1), else_=0)),
         )
         .where(Alert.status == "sent")
-        .group_by(Alert.kind, func.coalesce(Alert.route, "default"))
-        .order_by(Alert.kind, func.coalesce(Alert.route, "default"))
+        .group_by(Alert.kind, Alert.route)
     )
     if since is not None:
         query = query.where(Alert.sent_at >= since)
-    return [
-        PrecisionRow(kind, route, int(sent), int(rated_n or 0), int(up), int(down), useful=int(useful_n or 0))
-        for kind, route, sent, rated_n, up, down, useful_n in session.execute(query)
-    ]
-
+    rows: dict[tuple[str, str], PrecisionRow] = {}
+    for kind, route, sent, rated_n, up, down, useful_n in session.execute(query):
+        key = (kind, route or "default")  # alerts from before routes had names went to the default route
+        row = rows.setdefault(key, PrecisionRow(kind, key[1], 0, 0, 0, 0))
+        row.sent += int(sent)
+        row.rated += int(rated_n or 0)
+        row.up += int(up)
+        row.down += int(down)
+        row.useful += int(useful_n or 0)
+    return [rows[key] for key in sorted(rows)]

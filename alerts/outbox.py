@@ -52,6 +52,22 @@ def _thread_of(session: Session, alert: Alert) -> tuple[str, str | None]:
     return "send", parent.remote_id
 
 
+def _known_channel_ids(session: Session, sender: Sender) -> None:
+    """Tell a Slack sender the channel ids earlier sends learned, so that looking up a send in doubt in a
+    channel configured by name needs no `conversations.list`."""
+    known = getattr(sender, "channel_ids", None)
+    if known is None:
+        return
+    rows = session.execute(
+        select(Alert.channel, Alert.remote_channel)
+        .where(Alert.delivery == "slack", Alert.remote_channel.is_not(None), Alert.channel != Alert.remote_channel)
+        .distinct()
+    )
+    for channel, remote in rows:
+        if channel and remote:
+            known.setdefault(channel.lstrip("#"), remote)
+
+
 def deliver_pending(session: Session, sender: Sender, settings: Settings, now: datetime) -> tuple[int, int, int]:
     """Send pending alerts, oldest first; return (sent, failed, pending) after this run.
 
@@ -65,7 +81,13 @@ def deliver_pending(session: Session, sender: Sender, settings: Settings, now: d
     then brought up to date (`chat.update`).
     """
     session.commit()  # the rules' rows must be durable before anything is sent
-    pending = list(session.scalars(select(Alert).where(Alert.status == "pending").order_by(Alert.created_at, Alert.id)))
+    # Thread openers first (a reply written in the same run as its parent goes out in this run too), then
+    # the replies, oldest first.
+    pending = list(session.scalars(
+        select(Alert).where(Alert.status == "pending")
+        .order_by(Alert.parent_id.is_not(None), Alert.created_at, Alert.id)
+    ))  # fmt: skip
+    _known_channel_ids(session, sender)
     sent = failed = 0
     blocked: set[str] = set()  # threads (parent ids) with an earlier reply still unsent
     for alert in pending:

@@ -75,6 +75,8 @@ def _shown(name: str, value: object) -> str:
     """A summary value for the console; step timings as "language:0.6s embedding:13.9s"."""
     if name.endswith("_seconds") and isinstance(value, dict):
         return " ".join(f"{step}:{seconds:.1f}s" for step, seconds in value.items()) or "-"
+    if isinstance(value, dict):  # by_kind, errors of the alert rules
+        return " ".join(f"{key}:{item}" for key, item in value.items()) or "-"
     return str(value)
 
 
@@ -83,7 +85,7 @@ def _print_summary(summary: RunSummary) -> None:
     for name in STAGES:
         if name in summary.stages:
             counts = {k: v for k, v in summary.stages[name].items() if not isinstance(v, list) and k != "run_id"}
-            lines.append(f"[bold]{name:<8}[/bold] " + "  ".join(f"{k}={_shown(k, v)}" for k, v in counts.items()))
+            lines.append(f"[bold]{name:<8}[/bold] " + "  ".join(f"{k}={escape(_shown(k, v))}" for k, v in counts.items()))
         if name in summary.errors:
             lines.append(f"[bold red]{name:<8} failed:[/bold red] {escape(summary.errors[name])}")
     console.print(f"run [bold]{summary.run_id}[/bold]")

@@ -61,6 +61,8 @@ STATE_DB_TESTS: dict[str, tuple[str, ...]] = {
     "test_alerts_spikes": ("settings",),        # hourly volume counts and spike episodes in SQL
     "test_alerts_digest": ("settings",),        # digests per route and period, held alerts carried
     "test_alerts_coverage": ("settings",),      # key outlets' coverage states and their alerts
+    "test_alerts_watches": ("settings",),       # saved searches: checked_until, per (search, story) alerts
+    "test_alerts_feedback": ("settings",),      # reactions stored per alert, precision per kind and route
     "test_pipeline_e2e": ("settings",),         # run_once: all four stages on one state DB
     "test_demo": ("settings",),                 # the demo's replay of real news through the pipeline
     "test_cli": ("cli",),                       # the CLI reads FLANKWATCH_DATABASE_URL (set by `state_db`)

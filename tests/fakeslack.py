@@ -59,6 +59,7 @@ METHODS = (
     "conversations.replies",
     "reactions.get",
     "reactions.add",
+    "conversations.list",
 )
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 _POST = "chat.postMessage"
@@ -188,6 +189,8 @@ class FakeSlack:
         self._by_key: dict[tuple[str, str], _Message] = {}
         self._thread_replies: dict[tuple[str, str], list[_Message]] = {}
         self._updates: list[dict[str, Any]] = []
+        self._names: dict[str, str] = {name.lstrip("#"): self.channel_id(name) for name in channels or ()
+                                       if not _CHANNEL_ID.match(name)}  # channel name -> id, for conversations.list
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -198,6 +201,7 @@ class FakeSlack:
             "conversations.replies": self._replies,
             "reactions.get": self._reactions_get,
             "reactions.add": self._reactions_add,
+            "conversations.list": self._list_channels,
         }
 
     # --- control ---------------------------------------------------------------------------------
@@ -384,10 +388,15 @@ class FakeSlack:
 
     # --- the methods (called under the lock; raise _Refusal for an ok: false answer) -------------
 
-    def _channel(self, body: dict[str, Any]) -> str:
+    def _channel(self, body: dict[str, Any], *, by_id: bool = False) -> str:
+        """The channel id a request names. Like Slack, only chat.postMessage takes a name ("#alerts"); reads,
+        updates and reactions need the id (`by_id`), which the answer to a post gives, or conversations.list."""
         raw = body.get("channel")
-        if not raw or not isinstance(raw, str):
+        if not raw or not isinstance(raw, str) or (by_id and not _CHANNEL_ID.match(raw)):
             raise _Refusal("channel_not_found")
+        if not _CHANNEL_ID.match(raw):
+            with self._lock:
+                self._names[raw.lstrip("#")] = self.channel_id(raw)
         if self.channels is not None and raw not in self.channels:
             if self.channel_id(raw) not in {self.channel_id(c) for c in self.channels}:
                 raise _Refusal("channel_not_found")
@@ -447,7 +456,7 @@ class FakeSlack:
         return message
 
     def _update(self, body: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(body)
+        channel = self._channel(body, by_id=True)
         message = self._find(channel, body.get("ts"))
         if not body.get("text") and not body.get("blocks"):
             raise _Refusal("no_text")
@@ -467,8 +476,14 @@ class FakeSlack:
         rendered = self._render(message, False)
         return {"ok": True, "channel": channel, "ts": message.ts, "text": message.text or "", "message": rendered}
 
+    def _list_channels(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The channels known by name (posted to by name, or given to the constructor), in one page."""
+        with self._lock:
+            channels = [{"id": cid, "name": name, "is_channel": True} for name, cid in sorted(self._names.items())]
+        return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
+
     def _history(self, body: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(body)
+        channel = self._channel(body, by_id=True)
         with_metadata = _flag(body.get("include_all_metadata"))
         visible = [
             m for m in self._posted
@@ -480,7 +495,7 @@ class FakeSlack:
         return self._listing([self._render(m, with_metadata) for m in page], more)
 
     def _replies(self, body: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(body)
+        channel = self._channel(body, by_id=True)
         message = self._by_key.get((channel, str(body.get("ts")))) if body.get("ts") else None
         if message is None:
             raise _Refusal("thread_not_found")
@@ -502,7 +517,7 @@ class FakeSlack:
     def _reacted(self, body: dict[str, Any]) -> tuple[str, _Message]:
         if not body.get("channel") or not body.get("timestamp"):
             raise _Refusal("no_item_specified")
-        channel = self._channel(body)
+        channel = self._channel(body, by_id=True)
         return channel, self._find(channel, body.get("timestamp"))
 
     def _reactions_get(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -277,3 +277,14 @@ def test_without_an_ops_route_coverage_goes_to_the_first_route(settings):
         _fail(_feed(session))
         [alert] = coverage_alerts(session, settings, T0)
     assert (alert.route, alert.channel) == ("brigade", "C0BRIGADE")
+
+
+def test_one_failed_poll_is_not_an_outage(settings):
+    settings = _settings(settings)
+    with session_scope(settings) as session:
+        feed = _feed(session)
+        _fail(feed, failures=2, health="failing")  # two timeouts in a row: the collector backs off, ops sleeps
+        assert coverage_alerts(session, settings, T0) == []
+        _fail(feed, failures=3, health="failing")  # the third failure in a row is an outage
+        [alert] = coverage_alerts(session, settings, T0 + minutes(30))
+        assert alert.detail["state"] == "failing" and alert.severity == "high"

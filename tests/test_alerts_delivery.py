@@ -188,3 +188,18 @@ def test_fake_slack_reads_form_bodies_too(fake_slack):
     [request] = fake_slack.requests
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     assert request.body == {"channel": "C0", "text": "hi", "blocks": blocks}
+
+
+def test_a_send_in_doubt_to_a_channel_named_by_name_is_found_by_its_id(settings, fake_slack):
+    """Reads need the channel id: a fresh sender (another run) that finds an alert in doubt in "#flank"
+    asks conversations.list for the id, then finds the message instead of posting it twice."""
+    alert = _one_alert(slack_settings(settings, fake_slack.url, fake_slack.token))
+    alert.channel = "#flank"
+    first = SlackSender(fake_slack.token, "", fake_slack.url).send(alert)
+    assert first.channel.startswith("C")
+    again = SlackSender(fake_slack.token, "", fake_slack.url).send(alert, in_doubt=True)
+    assert again == first
+    assert [r.path for r in fake_slack.requests] == [
+        "/api/chat.postMessage", "/api/conversations.list", "/api/conversations.history"
+    ]  # fmt: skip
+    assert fake_slack.alert_ids() == [alert.id]

@@ -96,7 +96,10 @@ def test_thread_not_found(fake_slack):
     assert _error(client.chat_postMessage, channel=CHANNEL, text="x", thread_ts="1700000000.999999") == "thread_not_found"
     assert _error(client.chat_postMessage, channel=CHANNEL, text="x", thread_ts=reply["ts"]) == "thread_not_found"
     assert _error(client.chat_postMessage, channel="#other", text="x", thread_ts=parent["ts"]) == "thread_not_found"
-    assert _error(client.conversations_replies, channel=CHANNEL, ts="1700000000.999999") == "thread_not_found"
+    assert _error(client.conversations_replies, channel=FakeSlack.channel_id(CHANNEL), ts="1700000000.999999") == (
+        "thread_not_found"
+    )
+    assert _error(client.conversations_history, channel=CHANNEL) == "channel_not_found"  # reads need the id
     assert len(fake_slack.messages) == 2 and len(fake_slack.top_level()) == 1
 
 
@@ -107,7 +110,7 @@ def test_history_paging_and_metadata(fake_slack):
 
     pages, cursor = [], None
     while True:
-        page = client.conversations_history(channel=CHANNEL, limit=2, cursor=cursor)
+        page = client.conversations_history(channel=FakeSlack.channel_id(CHANNEL), limit=2, cursor=cursor)
         pages.append([m["ts"] for m in page["messages"]])
         assert all("metadata" not in m for m in page["messages"])
         if not page["has_more"]:
@@ -121,11 +124,11 @@ def test_history_paging_and_metadata(fake_slack):
     assert [m["metadata"]["event_payload"]["alert_id"] for m in full["messages"]] == ["a4", "a3", "a2", "a1", "a0"]
     assert full["messages"][0]["metadata"]["event_type"] == "flankwatch_alert"
 
-    window = client.conversations_history(channel=CHANNEL, oldest=posted[1], latest=posted[3])["messages"]
+    window = client.conversations_history(channel=FakeSlack.channel_id(CHANNEL), oldest=posted[1], latest=posted[3])["messages"]
     assert [m["ts"] for m in window] == [posted[2]]  # exclusive bounds, as in Slack
-    window = client.conversations_history(channel=CHANNEL, oldest=posted[1], latest=posted[3], inclusive=True)
+    window = client.conversations_history(channel=FakeSlack.channel_id(CHANNEL), oldest=posted[1], latest=posted[3], inclusive=True)
     assert [m["ts"] for m in window["messages"]] == posted[3:0:-1]
-    assert _error(client.conversations_history, channel=CHANNEL, cursor="bogus") == "invalid_cursor"
+    assert _error(client.conversations_history, channel=FakeSlack.channel_id(CHANNEL), cursor="bogus") == "invalid_cursor"
     assert client.conversations_history(channel="C0NEW")["messages"] == []
 
 
@@ -156,11 +159,11 @@ def test_chat_update(fake_slack):
     assert update["text"] == "after" and update["blocks"] == new_blocks
     assert len(fake_slack.messages) == 1  # an update is no new message
 
-    client.chat_update(channel=CHANNEL, ts=posted["ts"], text="text only")  # blocks not sent are kept
+    client.chat_update(channel=FakeSlack.channel_id(CHANNEL), ts=posted["ts"], text="text only")  # blocks not sent are kept
     assert fake_slack.message(CHANNEL, posted["ts"])["blocks"] == new_blocks
-    assert _error(client.chat_update, channel=CHANNEL, ts="1700000000.999999", text="x") == "message_not_found"
+    assert _error(client.chat_update, channel=FakeSlack.channel_id(CHANNEL), ts="1700000000.999999", text="x") == "message_not_found"
     too_long = [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}]
-    assert _error(client.chat_update, channel=CHANNEL, ts=posted["ts"], text="x", blocks=too_long) == "invalid_blocks"
+    assert _error(client.chat_update, channel=FakeSlack.channel_id(CHANNEL), ts=posted["ts"], text="x", blocks=too_long) == "invalid_blocks"
     assert len(fake_slack.updates) == 2
 
 
@@ -226,7 +229,7 @@ def _outcomes(seed: int, calls: int = 30) -> tuple[list[str], dict[str, int], in
                     assert status == 500 and "Internal Server Error" in str(err.response.data)
                 outcomes.append(str(status))
         fake.chaos()  # off
-        assert client.conversations_history(channel=CHANNEL)["ok"]
+        assert client.conversations_history(channel=FakeSlack.channel_id(CHANNEL))["ok"]
         return outcomes, dict(fake.injected), len(fake.top_level())
 
 
@@ -243,7 +246,7 @@ def test_chaos_only_for_chosen_methods(fake_slack):
     fake_slack.chaos(rate_500=1.0, methods=["conversations.history"])
     assert client.chat_postMessage(channel=CHANNEL, text="x")["ok"]
     with pytest.raises(SlackApiError) as caught:
-        client.conversations_history(channel=CHANNEL)
+        client.conversations_history(channel=FakeSlack.channel_id(CHANNEL))
     assert caught.value.response.status_code == 500
     assert fake_slack.injected == {"429": 0, "500": 1, "slow": 0}
     with pytest.raises(ValueError):
@@ -264,7 +267,7 @@ def test_slow_answer_times_out_but_slack_has_the_message(fake_slack):
     assert fake_slack.requests[-1].delay == 2
 
     started = time.monotonic()  # reads are never slow, and a held-back answer blocks no one
-    found = client.conversations_history(channel=CHANNEL, include_all_metadata=True)["messages"]
+    found = client.conversations_history(channel=FakeSlack.channel_id(CHANNEL), include_all_metadata=True)["messages"]
     assert time.monotonic() - started < 0.5
     assert found[0]["metadata"]["event_payload"]["alert_id"] == "slow1"
 
