@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from alerts.delivery import DeliveryError, Sender
-from core.models import Alert
+from core.models import Alert, Story
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,10 @@ def deliver_pending(session: Session, sender: Sender, settings: Settings, now: d
 
 
 def refresh_parents(session: Session, sender: Sender, settings: Settings) -> int:
-    """`chat.update` every sent thread parent about a story whose thread got replies: its counts (articles,
-    sources, languages, last seen) stay current. Idempotent: an update that fails is tried on the next run."""
-    from alerts.rules import opener_payload  # the rules know how a story's opening message reads
+    """`chat.update` every sent thread parent whose story changed (its thread got replies, or its counts
+    moved: `alerts.rules.mark_stale_openers`): articles, sources, languages, last seen stay current.
+    Idempotent: an update that fails is tried on the next run."""
+    from alerts.rules import opener_payload, rendered_counts  # the rules know how an opening message reads
 
     stale = list(session.scalars(select(Alert).where(Alert.stale.is_(True), Alert.status == "sent")))
     done = 0
@@ -159,6 +160,9 @@ def refresh_parents(session: Session, sender: Sender, settings: Settings) -> int
                     break
                 continue
         parent.stale = False
+        story = session.get(Story, parent.story_id) if parent.story_id else None
+        if story is not None:
+            parent.detail = {**(parent.detail or {}), "rendered": rendered_counts(story)}
         session.commit()
         done += 1
     return done

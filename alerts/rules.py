@@ -142,6 +142,30 @@ def _story_route(session: Session, settings: Settings, story: Story, severity: s
     return settings.route_for(story.topic, severity)
 
 
+def rendered_counts(story: Story) -> list[int]:
+    """What a story's opening message shows in counts: when these change, the message is refreshed."""
+    return [story.article_count or 0, story.source_count or 0, len(story.language_counts or {}),
+            story.syndicated_outlets or 0]  # fmt: skip
+
+
+def mark_stale_openers(session: Session, settings: Settings, now: datetime) -> int:
+    """Flag the sent opening messages of active stories whose counts changed since they were rendered
+    (a second outlet that came without a reply-worthy update included): delivery refreshes them."""
+    since = now - timedelta(hours=settings.cluster_window_hours)
+    rows = session.execute(
+        select(Alert, Story)
+        .join(Story, Story.id == Alert.story_id)
+        .where(Alert.kind.in_(STORY_KINDS), Alert.parent_id.is_(None), Alert.status == "sent",
+               Alert.stale.is_(False), Story.last_seen >= since, Story.merged_into.is_(None))
+    )  # fmt: skip
+    marked = 0
+    for alert, story in rows:
+        if (alert.detail or {}).get("rendered") != rendered_counts(story):
+            alert.stale = True
+            marked += 1
+    return marked
+
+
 def _alert(kind: str, alert_id: str, story: Story, payload: dict, now: datetime, **extra: object) -> Alert:
     return Alert(
         id=alert_id,
@@ -212,7 +236,8 @@ def new_story_alerts(session: Session, settings: Settings, now: datetime) -> lis
         severity = severity_of(settings, story)
         payload = _opening(session, "new_story", story, _why_new(story))
         alert = _alert("new_story", new_story_alert_id(story.id), story, payload, now, severity=severity,
-                       detail={"sources": story.source_count, "articles": story.article_count})  # fmt: skip
+                       detail={"sources": story.source_count, "articles": story.article_count,
+                               "rendered": rendered_counts(story)})  # fmt: skip
         place(session, settings, alert, now)
         parent = story_thread(session, story.id, alert.channel)
         if parent is not None:  # a saved search (or a merged story) opened the thread first
@@ -366,6 +391,7 @@ def story_update_alerts(session: Session, settings: Settings, now: datetime) -> 
             alert.parent_id = parent.id
             alert.broadcast = weight >= settings.alert_broadcast_weight
         else:
+            alert.detail = {**detail, "rendered": rendered_counts(story)}
             why = _update_why(len(new), _with_replaced(new_facts, replaced), new_sources)
             alert.payload = story_message(
                 "story_update", story, new + earlier[::-1], why=why, new_facts=_with_replaced(new_facts, replaced),
@@ -456,4 +482,6 @@ def evaluate(session: Session, settings: Settings, now: datetime) -> list[Alert]
     # Updates first: a story that gets its first alert in this run must not also get an update.
     updates = story_update_alerts(session, settings, now)
     merges = story_merged_alerts(session, settings, now)
-    return new_story_alerts(session, settings, now) + updates + merges
+    created = new_story_alerts(session, settings, now) + updates + merges
+    mark_stale_openers(session, settings, now)
+    return created

@@ -103,8 +103,10 @@ def test_new_story_then_update(settings, fake_slack):
     assert update["metadata"]["event_payload"]["alert_id"] == summary.alert_ids[0]
     assert "new figure: 5000" in update["blocks"][1]["text"]["text"]
     assert update.get("reply_broadcast") is True  # a figure and a name weigh 3: shown in the channel too
-    # the parent now counts the two new articles
-    [edit] = fake_slack.updates
+    # the parent counts the two new articles: updated as soon as they joined (the run at +40 min, no reply
+    # due yet) and again after the reply
+    assert len(fake_slack.updates) == 2
+    edit = fake_slack.updates[-1]
     assert edit["ts"] == parent["ts"]
     assert "*Articles*\n5" in [f["text"] for f in edit["blocks"][2]["fields"]]
     assert alert(settings, now=T0 + minutes(200)).created == 0

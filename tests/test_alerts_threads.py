@@ -498,3 +498,22 @@ def test_quiet_hours_hold_the_alert(settings, fake_slack, quiet_hours, posted):
         assert fake_slack.requests == []
         assert alert(settings, now=T0 + minutes(30)).sent == 0
         assert fake_slack.messages == []
+
+
+def test_opener_follows_its_story_without_a_reply(settings, fake_slack):
+    """A single-source story's second outlet arrives alone (no update due: one new article): the opening
+    message is refreshed all the same, and stops saying "single source"; a run with no change edits nothing."""
+    settings = _slack(settings, fake_slack)
+    _story(settings, "s1", sources=("LRT", "LRT", "LRT"))
+    alert(settings, now=T0)
+    [parent] = fake_slack.top_level()
+    assert "Single source" in parent["blocks"][1]["text"]["text"]
+    with session_scope(settings) as session:
+        add_articles(session, session.get(Story, "s1"), [{"source": "Delfi", "enriched_at": T0 + minutes(5)}])
+    summary = alert(settings, now=T0 + minutes(10))
+    assert summary.created == 0
+    [edit] = fake_slack.updates
+    assert edit["ts"] == parent["ts"]
+    assert "Single source" not in edit["blocks"][1]["text"]["text"]
+    alert(settings, now=T0 + minutes(20))
+    assert len(fake_slack.updates) == 1
