@@ -47,6 +47,7 @@ from archive.base import (
 )
 from archive.folding import fold, restore
 from archive.fragments import fragments
+from archive import vector_cache
 from archive.knn import top_k, unit
 from archive.query import parse_query, to_fts5
 
@@ -196,12 +197,12 @@ class SQLiteArchive(ArchiveBackend):
     # --- writing ---------------------------------------------------------------------------------
 
     def index_articles(self, docs: Iterable[ArticleDoc]) -> IndexReport:
-        return self._bulk(docs, self._upsert_article)
+        return self._bulk(docs, self._upsert_article, articles=True)
 
     def index_stories(self, docs: Iterable[StoryDoc]) -> IndexReport:
         return self._bulk(docs, self._upsert_story)
 
-    def _bulk(self, docs: Iterable[Any], upsert: Callable[[Any, str], None]) -> IndexReport:
+    def _bulk(self, docs: Iterable[Any], upsert: Callable[[Any, str], None], articles: bool = False) -> IndexReport:
         """One transaction for the batch, a savepoint per document: a bad document is rolled back and
         reported, the others are kept."""
         report = IndexReport()
@@ -222,6 +223,8 @@ class SQLiteArchive(ArchiveBackend):
                     report.indexed.append(doc_id)
                 finally:
                     self.db.execute("RELEASE doc")
+            if articles and report.indexed:
+                vector_cache.bump(self.db)  # searching processes reload their vectors
         return report
 
     def _upsert_article(self, doc: ArticleDoc, now: str) -> None:
@@ -272,6 +275,7 @@ class SQLiteArchive(ArchiveBackend):
             self.db.execute("DELETE FROM articles WHERE indexed_at < ?", (mark,))  # topics: ON DELETE CASCADE
             self.db.execute("DELETE FROM stories WHERE indexed_at < ?", (mark,))
             self.db.execute("DELETE FROM meta WHERE key = ?", (_REBUILD_MARK,))
+            vector_cache.bump(self.db)
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -431,11 +435,21 @@ class SQLiteArchive(ArchiveBackend):
         target = unit(vector)
         match = to_fts5(parse_query(query.text)) if query else ""
         source, where, params = _matching(query or SearchQuery(), match)
+        cached = vector_cache.vectors(self.db, self.path, model, target.shape[0]) if model is not None else None
+        if cached is not None:
+            candidates = None
+            if where:  # the filters (and words) pick the candidates; the matrix in memory scores them
+                seqs = [row[0] for row in self.db.execute(f"SELECT a.seq {source} {where}", params)]
+                candidates = np.unique(np.asarray(seqs, dtype=np.int64))
+            best = vector_cache.top_k(cached, target, k, candidates)
+            return self._hits(best)
         where = f"{where} AND a.embedding IS NOT NULL" if where else "WHERE a.embedding IS NOT NULL"
         if model is not None:
             where, params = f"{where} AND a.embedding_model = ?", [*params, model]
         cursor = self.db.execute(f"SELECT a.seq, a.embedding {source} {where}", params)
-        best = top_k(target, _chunks(cursor), k)
+        return self._hits(top_k(target, _chunks(cursor), k))
+
+    def _hits(self, best: list[tuple[int, float]]) -> list[Hit]:
         if not best:
             return []
         seqs = [seq for seq, _ in best]
@@ -517,10 +531,14 @@ def _matching(query: SearchQuery, match: str) -> tuple[str, str, list[Any]]:
     if query.date_to is not None:
         conditions.append("a.published_at <= ?")
         params.append(_ts(query.date_to))
+    # With a text match, the full-text index must drive the query: a filter on an indexed column would let
+    # SQLite's planner walk that index and run the MATCH once per row (`language=en` on 100,000 articles: 8 s
+    # instead of 1 ms). The unary `+` keeps the filter but takes its index out of the plan.
+    unindexed = "+" if match else ""
     for column, values in (("a.source", query.sources), ("a.language", query.languages),
                            ("a.story_id", query.story_ids)):
         if values:
-            conditions.append(f"{column} IN ({_placeholders(values)})")
+            conditions.append(f"{unindexed}{column} IN ({_placeholders(values)})")
             params.extend(values)
     if query.topics:
         conditions.append(

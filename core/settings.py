@@ -230,6 +230,14 @@ class Settings(BaseSettings):
     )
     alert_log: Path | None = Field(None, description="JSONL file of console alerts; default var_dir/alerts.jsonl.")
 
+    # --- web desk --------------------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Address `flankwatch serve` listens on (beyond loopback it needs a token or a proxy header).")
+    web_port: int = Field(8765, description="Port of `flankwatch serve`.")
+    web_token: SecretStr | None = Field(None, description="Access token of the desk's login form (needed off loopback). Env only.")
+    web_trusted_proxy_header: str = Field(
+        "", description="A header an authenticating proxy in front sets (e.g. X-Forwarded-User); requests without it are refused."
+    )
+
     # --- orchestration ---------------------------------------------------------------------------
     schedule: str = Field("*/10 * * * *", description="Cron schedule of the Airflow DAG.")
 

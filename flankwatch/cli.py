@@ -298,6 +298,30 @@ def demo(
     console.print("Search the archive now, e.g.: [bold].venv/bin/flankwatch search brigade[/bold]")
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on; default FLANKWATCH_WEB_HOST (127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port; default FLANKWATCH_WEB_PORT (8765).")] = None,
+) -> None:
+    """The analyst's desk: search, stories, saved searches and feed health in the browser, and /api/."""
+    import uvicorn
+
+    from flankwatch.web.app import create_app
+    from flankwatch.web.security import UnsafeBind, check_bind
+
+    settings = _settings()
+    host = host or settings.web_host
+    port = port or settings.web_port
+    try:
+        check_bind(host, settings)
+    except UnsafeBind as exc:
+        console.print(f"[bold red]{escape(str(exc))}[/bold red]")
+        raise typer.Exit(2) from None
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"Flankwatch desk on [bold]http://{shown}:{port}/[/bold] (API: /api/docs); Ctrl-C stops it")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False)
+
+
 @app.command("digest")
 def digest_command(
     route: Annotated[Optional[str], typer.Option(help="Only this route (its name); default: every route.")] = None,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start Airflow standalone on the embedded default: SQLite metadata DB under var/airflow, the Flankwatch DAG
-# unpaused, small parallelism. Ctrl-C stops it.
+# Start Airflow standalone on the embedded default: SQLite metadata DB under var/airflow, the Flankwatch DAGs
+# unpaused, small parallelism; and beside it the analyst's desk (`flankwatch serve`, 127.0.0.1 only). Ctrl-C
+# stops both (they share the terminal's process group).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -25,10 +26,12 @@ PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 cat <<MSG
 
   Flankwatch on Airflow standalone (embedded default: SQLite state and archive, console alerts unless
-  FLANKWATCH_SLACK_TOKEN is set). DAG: flankwatch_pipeline, unpaused, schedule $("$BIN/python" -c 'from core.settings import get_settings; print(get_settings().schedule)').
+  FLANKWATCH_SLACK_TOKEN is set). DAGs: flankwatch_pipeline and flankwatch_digest, unpaused, schedule $("$BIN/python" -c 'from core.settings import get_settings; print(get_settings().schedule)').
 
-  Open  http://localhost:${AIRFLOW__API__PORT}
-  Login admin / password in $PASSWORDS (written at first start)
+  Airflow  http://localhost:${AIRFLOW__API__PORT}
+           login admin / password in $PASSWORDS (written at first start)
+  Desk     http://127.0.0.1:${FLANKWATCH_WEB_PORT:-8765}/  (search, stories, saved searches, feeds; API: /api/docs)
 
 MSG
+"$BIN/flankwatch" serve --host 127.0.0.1 --port "${FLANKWATCH_WEB_PORT:-8765}" &
 exec "$BIN/airflow" standalone

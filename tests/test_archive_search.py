@@ -157,7 +157,7 @@ def test_the_rebuild_mark_survives_a_restart(tmp_path: Path) -> None:
         assert set(ids(second)) == {"a01", "a02", "a05"}
         assert second.db.execute("SELECT count(*) FROM articles_fts").fetchone()[0] == 3
         assert second.db.execute("SELECT count(*) FROM article_topics").fetchone()[0] == 4  # a05 has two
-        assert second.db.execute("SELECT count(*) FROM meta").fetchone()[0] == 0  # the mark is gone
+        assert second.db.execute("SELECT key FROM meta").fetchall() == [("vectors_version",)]  # the mark is gone
 
 
 def test_a_rebuild_begun_again_starts_over(archive: SQLiteArchive) -> None:
@@ -213,3 +213,29 @@ def test_percolate_a_realistic_batch_quickly(archive: SQLiteArchive) -> None:
     assert reference and len(matched) == sum(1 for n in range(300) if CORPUS[n % 9].id in reference)
     for n, doc in enumerate(docs):
         assert matched.get(doc.id) == reference.get(CORPUS[n % 9].id)
+
+
+def test_nearest_from_memory_follows_every_write(tmp_path: Path) -> None:
+    """A process that searches keeps a model's vectors in memory; each write to the articles makes the next
+    query reload them, so what it finds is always what the file holds, filters included."""
+    import numpy as np
+
+    from archive import vector_cache
+
+    path = tmp_path / "archive.db"
+    rng = np.random.default_rng(3)
+    docs = [replace(doc, embedding=rng.normal(size=8).astype(np.float32), embedding_model="m") for doc in CORPUS]
+    with _open(path) as archive:
+        archive.index_articles(docs)
+        probe = np.asarray(docs[3].embedding)
+        assert archive.nearest(probe, k=1, model="m")[0].id == docs[3].id
+        version = vector_cache.current_version(archive.db)
+        assert vector_cache._CACHE[(str(path), "m")].version == version  # served from memory
+        moved = replace(docs[5], embedding=probe * 2.0)  # another article now points the same way
+        archive.index_articles([moved])
+        assert vector_cache.current_version(archive.db) != version
+        top = [hit.id for hit in archive.nearest(probe, k=2, model="m")]
+        assert set(top) == {docs[3].id, docs[5].id}
+        only = archive.nearest(probe, k=3, model="m", query=SearchQuery(languages=(docs[0].language,)))
+        assert all(hit.doc.language == docs[0].language for hit in only)
+        assert archive.nearest(probe, k=3, model="other") == []

@@ -21,11 +21,12 @@ ENV_EXAMPLE = ROOT / ".env.example"
 NDJSON = ROOT / "deploy" / "kibana" / "flankwatch.ndjson"
 
 LONG_RUNNING = ["postgres", "es01", "kibana", "airflow-apiserver", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer"]
+                "airflow-dag-processor", "airflow-triggerer", "web"]
 ONE_SHOT = ["es-setup", "kibana-init", "airflow-init"]
 # Set by docker-compose.yml itself (or the image), not passed through from .env.
 FIXED = {"FLANKWATCH_VAR_DIR", "FLANKWATCH_DATABASE_URL", "FLANKWATCH_ARCHIVE_BACKEND",
-         "FLANKWATCH_ELASTICSEARCH_URL", "FLANKWATCH_ELASTICSEARCH_USERNAME", "FLANKWATCH_ELASTICSEARCH_PASSWORD"}
+         "FLANKWATCH_ELASTICSEARCH_URL", "FLANKWATCH_ELASTICSEARCH_USERNAME", "FLANKWATCH_ELASTICSEARCH_PASSWORD",
+         "FLANKWATCH_WEB_HOST", "FLANKWATCH_WEB_TOKEN"}  # the web service's own
 
 
 def setting_vars() -> list[str]:
@@ -68,7 +69,7 @@ def test_every_setting_line_has_a_comment():
 def test_env_example_holds_no_real_secret():
     names = env_example()
     for var in ("ELASTIC_PASSWORD", "KIBANA_PASSWORD", "POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD",
-                "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_SECRET_KEY"):
+                "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_SECRET_KEY", "FLANKWATCH_WEB_TOKEN"):
         assert names[var].startswith("change-me"), f"{var} must be a change-me placeholder"
     for var in ("FLANKWATCH_SLACK_TOKEN", "FLANKWATCH_ELASTICSEARCH_API_KEY"):
         assert names[var] == "", var
