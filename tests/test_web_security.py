@@ -107,3 +107,15 @@ def test_forms_that_change_something_need_the_csrf_token(settings):
     stolen = _csrf(other.get("/watches").text)
     client.get("/watches")
     assert client.post("/watches", data={"q": "brigade", "route": "default", "csrf_token": stolen}).status_code == 403
+
+
+def test_the_api_page_lists_every_json_twin_without_any_script(settings):
+    client = TestClient(create_app(settings))
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CSP
+    assert "<script" not in page.text and "cdn" not in page.text.lower()
+    for operation in ("GET /api/search", "GET /api/stories/{story_id}", "GET /api/watches", "GET /api/feeds"):
+        assert operation in page.text, operation
+    schema = client.get("/api/openapi.json").json()
+    assert "/api/search" in schema["paths"]
