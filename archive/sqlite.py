@@ -8,7 +8,11 @@ Separate from the state DB on purpose: it can be rebuilt from the state DB at an
   `unicode61 remove_diacritics 2`, kept in sync on every upsert. The FTS table holds `folding.fold(text)`
   (same length as the text, see `archive.folding`), which is why it is not an external-content table.
 - Ranking is BM25 with title above summary above content (`BM25_WEIGHTS`).
-- kNN is exact brute force over the stored embeddings that pass the filters (`archive.knn`); ES does ANN.
+- kNN: once a model has `ann.ANN_MIN` vectors, an HNSW index of them (usearch, int8, in segment files beside
+  the archive, kept up to date by every write: see `archive.ann`) proposes candidates that are rescored
+  exactly from their stored vectors; a selective filter (at most `EXACT_MAX` matching articles) is scored
+  exactly instead. Smaller models are scored exactly from an in-memory matrix (`archive.vector_cache`); an
+  archive in memory, and a search over every model's vectors, by exact brute force (`archive.knn`).
 - `saved_searches` holds the analysts' standing queries (`SearchQuery.to_dict()` as JSON). `percolate` loads
   a batch of documents into an in-memory database with the same article schema and runs each saved query
   there through the very code `search` uses (`_matching`), so a saved search matches a document exactly
@@ -24,6 +28,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ import numpy as np
 from archive.base import (
     HL_END,
     HL_START,
+    MAX_PER_PAGE,
+    RRF_WINDOW,
     STORY_SORTS,
     ArchiveBackend,
     ArticleDoc,
@@ -44,10 +51,11 @@ from archive.base import (
     StoryDoc,
     StorySort,
     UNKNOWN_MODEL,
+    fuse_rrf,
 )
 from archive.folding import fold, restore
 from archive.fragments import fragments
-from archive import vector_cache
+from archive import ann, vector_cache
 from archive.knn import top_k, unit
 from archive.query import parse_query, to_fts5
 
@@ -57,6 +65,13 @@ BM25_WEIGHTS = (10.0, 3.0, 1.0)  # title, summary, content
 # Fragment size and count per highlighted field (a title is short: one fragment, the whole title).
 FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 1), "summary": (240, 2), "content": (160, 3)}
 KNN_CHUNK = 4096
+EXACT_MAX = 2_000  # filtered candidates up to which `nearest` scores exactly instead of asking the ANN
+OVERSAMPLE = 4  # ANN candidates per wanted hit (they are rescored exactly and filtered)
+MIN_CANDIDATES = 512
+DENSE_GAP = 0.015  # approximate cosine distance between the k-th and the last candidate under which ...
+DENSE_MAX = 2048  # ... candidates are doubled, up to this many
+MAX_CANDIDATES = 20_000  # ANN candidates asked for at most before a filtered search scores the filter exactly ...
+FALLBACK_MAX = 50_000  # ... if it matches at most this many articles
 
 # The article tables, also created in the in-memory database that `percolate` matches documents in.
 _ARTICLE_DDL = """
@@ -92,7 +107,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
     title, summary, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 );
 """
-_DDL = _ARTICLE_DDL + """
+_DDL = _ARTICLE_DDL + ann.DDL + """
 CREATE TABLE IF NOT EXISTS stories (
     id TEXT PRIMARY KEY,
     topic TEXT NOT NULL,
@@ -156,6 +171,9 @@ class SQLiteArchive(ArchiveBackend):
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # (seq, model, vector, language) of a write's new or changed vectors, for the ANN
+        self._written: list[tuple[int, str, np.ndarray, str | None]] = []
+        self._rebuilding = False
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -191,6 +209,11 @@ class SQLiteArchive(ArchiveBackend):
 
     def close(self) -> None:
         if self._db is not None:
+            if self.path != ":memory:":
+                try:  # what this process wrote into the ANN's open segments goes to their files
+                    ann.persist(self._db, self.path, self._transaction, self._stamp_now)
+                except (sqlite3.Error, OSError, RuntimeError):
+                    pass  # the deltas stay listed: the next writer takes them over
             self._db.close()
             self._db = None
 
@@ -206,9 +229,24 @@ class SQLiteArchive(ArchiveBackend):
         """One transaction for the batch, a savepoint per document: a bad document is rolled back and
         reported, the others are kept."""
         report = IndexReport()
+        self._written = []
+        changes = ann.Changes()
+        try:
+            self._bulk_in_transaction(docs, upsert, articles, report, changes)
+        except BaseException:
+            changes.rolled_back()
+            raise
+        changes.committed()
+        return report
+
+    def _bulk_in_transaction(self, docs: Iterable[Any], upsert: Callable[[Any, str], None], articles: bool,
+                             report: IndexReport, changes: ann.Changes) -> None:
         with self._transaction():
             # Never stamp a document before the rebuild mark (a clock set back), or finish_rebuild drops it.
-            now = max(_now(), self._meta(_REBUILD_MARK) or "")
+            mark = self._meta(_REBUILD_MARK)
+            now = max(_now(), mark or "")
+            # in a rebuild every vector goes into the ANN again: finish_rebuild drops the segments before the mark
+            self._rebuilding = mark is not None
             for doc in docs:
                 doc_id = str(getattr(doc, "id", "") or "")
                 self.db.execute("SAVEPOINT doc")
@@ -224,11 +262,28 @@ class SQLiteArchive(ArchiveBackend):
                 finally:
                     self.db.execute("RELEASE doc")
             if articles and report.indexed:
-                vector_cache.bump(self.db)  # searching processes reload their vectors
-        return report
+                if self.path != ":memory:":
+                    ann.on_write(self.db, self.path, self._written, now, changes)  # in this transaction
+                self._articles_changed()  # searching processes reload their vectors
+
+    def _articles_changed(self) -> None:
+        """Inside a write transaction that changed articles: bump `meta.vectors_version`, and move the stamp
+        of each ANN index that was up to date along with it."""
+        before = vector_cache.current_version(self.db)
+        vector_cache.bump(self.db)
+        ann.stamp(self.db, before)
 
     def _upsert_article(self, doc: ArticleDoc, now: str) -> None:
-        _write_article(self.db, doc, now)
+        before = None
+        if doc.embedding is not None and doc.embedding_model is not None and not self._rebuilding:
+            before = self.db.execute("SELECT embedding, embedding_model FROM articles WHERE id = ?",
+                                     (doc.id,)).fetchone()
+        seq = _write_article(self.db, doc, now)
+        if doc.embedding is not None and doc.embedding_model is not None:
+            vector = np.asarray(doc.embedding, dtype="<f4")
+            changed = before is None or before[1] != doc.embedding_model or before[0] != vector.tobytes()
+            if self._rebuilding or changed:
+                self._written.append((seq, doc.embedding_model, vector, doc.language))  # new or changed: the ANN
 
     def _upsert_story(self, doc: StoryDoc, now: str) -> None:
         links = [
@@ -266,16 +321,24 @@ class SQLiteArchive(ArchiveBackend):
     def finish_rebuild(self) -> None:
         """Drop the articles and stories not (re-)indexed since `begin_rebuild`, in one transaction. A no-op
         when no rebuild is under way (as on ES), so a finish repeated after a crash does no harm."""
-        with self._transaction():
-            mark = self._meta(_REBUILD_MARK)
-            if mark is None:
-                return
-            stale = "SELECT seq FROM articles WHERE indexed_at < ?"
-            self.db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({stale})", (mark,))
-            self.db.execute("DELETE FROM articles WHERE indexed_at < ?", (mark,))  # topics: ON DELETE CASCADE
-            self.db.execute("DELETE FROM stories WHERE indexed_at < ?", (mark,))
-            self.db.execute("DELETE FROM meta WHERE key = ?", (_REBUILD_MARK,))
-            vector_cache.bump(self.db)
+        changes = ann.Changes()
+        try:
+            with self._transaction():
+                mark = self._meta(_REBUILD_MARK)
+                if mark is None:
+                    return
+                stale = "SELECT seq FROM articles WHERE indexed_at < ?"
+                self.db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({stale})", (mark,))
+                self.db.execute("DELETE FROM articles WHERE indexed_at < ?", (mark,))  # topics: ON DELETE CASCADE
+                self.db.execute("DELETE FROM stories WHERE indexed_at < ?", (mark,))
+                self.db.execute("DELETE FROM meta WHERE key = ?", (_REBUILD_MARK,))
+                if self.path != ":memory:":  # the ANN segments made before the mark: deleted or re-indexed since
+                    ann.drop_before(self.db, self.path, mark, changes)
+                self._articles_changed()
+        except BaseException:
+            changes.rolled_back()
+            raise
+        changes.committed()
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -372,25 +435,13 @@ class SQLiteArchive(ArchiveBackend):
     def search(self, query: SearchQuery) -> SearchResult:
         match = to_fts5(parse_query(query.text))
         source, where, params = _matching(query, match)
-        weights = ", ".join(str(weight) for weight in BM25_WEIGHTS)
-        score = f"-bm25(articles_fts, {weights})" if match else "0.0"
-        if query.sort == "oldest":
-            order = "a.published_at ASC, a.id"
-        elif query.sort == "relevance" and match:
-            order = "1 DESC, a.published_at DESC, a.id"
-        else:  # newest, and relevance without text (a browse)
-            order = "a.published_at DESC, a.id"
         total = self.db.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0]
-        rows = self.db.execute(
-            f"SELECT {score}, a.seq, {_prefixed(_ARTICLE_COLUMNS)} {source} {where} "
-            f"ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.per_page, query.offset],
-        ).fetchall()
-        marks = self._highlights(match, [row[1] for row in rows]) if match and query.highlight else {}
+        ranked = self._ranking(query, match)
+        marks = self._highlights(match, [seq for seq, _ in ranked]) if match and query.highlight else {}
         hits = []
-        for row in rows:
-            doc = _article(row[2:])
-            hits.append(Hit(doc.id, float(row[0]), doc, _fragments(marks.get(row[1]), doc)))
+        for seq, hit in ranked:
+            hit.highlights = _fragments(marks.get(seq), hit.doc)
+            hits.append(hit)
         facets = {name: self._facet(name, source, where, params, query.facet_size) for name in query.facets}
         return SearchResult(total, hits, facets, query.page, query.per_page)
 
@@ -435,6 +486,13 @@ class SQLiteArchive(ArchiveBackend):
         target = unit(vector)
         match = to_fts5(parse_query(query.text)) if query else ""
         source, where, params = _matching(query or SearchQuery(), match)
+        if model is not None and self.path != ":memory:":
+            index = ann.open_index(self.db, self.path, model, target.shape[0], self._transaction, self._stamp_now)
+            if index is not None:
+                if index.dim != target.shape[0]:
+                    return []
+                languages = query.languages if query is not None else ()
+                return self._hits(self._nearest_ann(index, target, k, source, where, params, model, languages))
         cached = vector_cache.vectors(self.db, self.path, model, target.shape[0]) if model is not None else None
         if cached is not None:
             candidates = None
@@ -448,6 +506,106 @@ class SQLiteArchive(ArchiveBackend):
             where, params = f"{where} AND a.embedding_model = ?", [*params, model]
         cursor = self.db.execute(f"SELECT a.seq, a.embedding {source} {where}", params)
         return self._hits(top_k(target, _chunks(cursor), k))
+
+    def hybrid(
+        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
+    ) -> list[Hit]:
+        """As `ArchiveBackend.hybrid` (same rankings, same fusion, same highlights), but the text ranking is
+        not a whole `search`: no total count (a second pass over every match) and highlights only for the
+        fused hits that came from it, not for the whole window."""
+        window = max(k, RRF_WINDOW)
+        ranked: list[tuple[int, Hit]] = []
+        match = ""
+        if query.text.strip():
+            match = to_fts5(parse_query(query.text))
+            ranked = self._ranking(replace(query, page=1, per_page=min(window, MAX_PER_PAGE)), match)
+        vector_hits = self.nearest(vector, k=window, query=replace(query, text=""), model=model)
+        fused = fuse_rrf([[hit for _, hit in ranked], vector_hits], k)
+        if match and query.highlight:
+            seqs = {hit.id: seq for seq, hit in ranked}
+            wanted = [seqs[hit.id] for hit in fused if hit.id in seqs]
+            marks = self._highlights(match, wanted)
+            for hit in fused:
+                if hit.id in seqs:
+                    hit.highlights = _fragments(marks.get(seqs[hit.id]), hit.doc)
+        return fused
+
+    def _ranking(self, query: SearchQuery, match: str) -> list[tuple[int, Hit]]:
+        """The page of `search(query)`'s hits, without highlights, each with its seq."""
+        source, where, params = _matching(query, match)
+        weights = ", ".join(str(weight) for weight in BM25_WEIGHTS)
+        score = f"-bm25(articles_fts, {weights})" if match else "0.0"
+        if query.sort == "oldest":
+            order = "a.published_at ASC, a.id"
+        elif query.sort == "relevance" and match:
+            order = "1 DESC, a.published_at DESC, a.id"
+        else:  # newest, and relevance without text (a browse)
+            order = "a.published_at DESC, a.id"
+        rows = self.db.execute(
+            f"SELECT {score}, a.seq, {_prefixed(_ARTICLE_COLUMNS)} {source} {where} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.per_page, query.offset],
+        ).fetchall()
+        return [(row[1], Hit((doc := _article(row[2:])).id, float(row[0]), doc)) for row in rows]
+
+    def _stamp_now(self) -> str:
+        """The time a write stamps (never before the rebuild mark, as in `_bulk`)."""
+        return max(_now(), self._meta(_REBUILD_MARK) or "")
+
+    def _nearest_ann(self, index: ann.Segments, target: np.ndarray, k: int, source: str, where: str,
+                     params: list[Any], model: str, languages: Sequence[str] = ()) -> list[tuple[int, float]]:
+        """kNN through the ANN: candidates from the index (from the segments of the filter's languages only:
+        the index is split by language, which dominates the embedding space, so that a language filter is not
+        a post-filter), filtered and rescored exactly in SQL. A selective
+        filter (at most EXACT_MAX matches) is scored exactly over its matches instead; a filter that keeps too
+        few of MAX_CANDIDATES candidates, too, if it matches at most FALLBACK_MAX."""
+        if k <= 0:
+            return []
+        model_where = f"{where} AND a.embedding_model = ?" if where else "WHERE a.embedding_model = ?"
+        exact_where = f"{where} AND +a.embedding_model = ?" if where else "WHERE a.embedding_model = ?"
+        if where:
+            # How many match the filters (of any model: an upper bound), by the filters' own indexes; a
+            # condition on the model would let the planner walk the model's index instead (all of it).
+            matching = self.db.execute(
+                f"SELECT count(*) FROM (SELECT 1 {source} {where} LIMIT ?)", [*params, EXACT_MAX + 1]
+            ).fetchone()[0]
+            if matching <= EXACT_MAX:
+                return self._exact(target, k, source, exact_where, [*params, model])
+        # Drive the rescoring from the candidates (CROSS JOIN fixes the join order), whatever the filters.
+        if source.startswith("FROM articles_fts"):
+            candidates = ("FROM json_each(?) c CROSS JOIN articles a ON a.seq = c.value "
+                          "CROSS JOIN articles_fts ON articles_fts.rowid = a.seq")
+        else:
+            candidates = "FROM json_each(?) c CROSS JOIN articles a ON a.seq = c.value"
+        wanted = max(k * OVERSAMPLE, MIN_CANDIDATES)
+        while True:
+            keys, distances = index.search(target, wanted, languages)
+            # Many near-copies (syndicated wires, updates): the candidates all lie within a hair of the k-th,
+            # and int8 distances cannot order them; ask for more, so that rescoring can.
+            while (keys.size == wanted < DENSE_MAX and keys.size > k
+                   and distances[-1] - distances[min(k, keys.size) - 1] < DENSE_GAP):
+                wanted *= 2
+                keys, distances = index.search(target, wanted, languages)
+            cursor = self.db.execute(f"SELECT a.seq, a.embedding {candidates} {model_where}",
+                                     [ann.to_json(keys), *params, model])
+            best = top_k(target, _chunks(cursor), k)
+            if len(best) >= k or keys.size < wanted or wanted >= index.vectors:
+                return best
+            if wanted >= MAX_CANDIDATES:
+                # The nearest articles mostly fail the filter (German articles asked for near a Russian query:
+                # language dominates the embedding space). Score the filter exactly if that is affordable; a
+                # broad filter keeps what passed among the candidates (fewer than k: a recall loss, the price
+                # of post-filtering; a filtered HNSW traversal would avoid it).
+                affordable = self.db.execute(
+                    f"SELECT count(*) FROM (SELECT 1 {source} {where} LIMIT ?)", [*params, FALLBACK_MAX + 1]
+                ).fetchone()[0] <= FALLBACK_MAX
+                return self._exact(target, k, source, exact_where, [*params, model]) if affordable else best
+            wanted = min(MAX_CANDIDATES, wanted * 4)  # four times as many until k pass
+
+    def _exact(self, target: np.ndarray, k: int, source: str, where: str, params: list[Any]
+               ) -> list[tuple[int, float]]:
+        cursor = self.db.execute(f"SELECT a.seq, a.embedding {source} {where}", params)
+        return top_k(target, _chunks(cursor), k)
 
     def _hits(self, best: list[tuple[int, float]]) -> list[Hit]:
         if not best:
@@ -469,8 +627,8 @@ def _create(db: sqlite3.Connection, ddl: str) -> None:
             db.execute(statement)
 
 
-def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding: bool = True) -> None:
-    """Upsert one article into `db`'s article tables (the archive's, or the percolator's scratch copy)."""
+def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding: bool = True) -> int:
+    """Upsert one article into `db`'s article tables (the archive's, or the percolator's scratch copy); its seq."""
     blob = None
     if embedding and doc.embedding is not None:
         vector = np.asarray(doc.embedding, dtype="<f4").reshape(-1)
@@ -503,6 +661,7 @@ def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding:
     )
     db.execute("DELETE FROM article_topics WHERE seq = ?", (seq,))
     db.executemany("INSERT INTO article_topics (topic, seq) VALUES (?, ?)", [(topic, seq) for topic in topics])
+    return int(seq)
 
 
 def _matches_everything(query: SearchQuery) -> bool:

@@ -1,11 +1,13 @@
-"""One model's article vectors of an SQLite archive, held in memory by the process that searches it.
+"""One model's article vectors of a small SQLite archive, held in memory by the process that searches it.
 
-The brute-force kNN of `archive.knn` reads every candidate's blob from the file: at 100,000 articles that is
-150 MB and more than a second per query. A process that searches often (the desk, the CLI in a loop) keeps
-the vectors as one float32 matrix instead, about 1.5 kB per article, and answers a query with one matrix
-product (a few milliseconds). The archive bumps `meta.vectors_version` in the transaction of every write to
-its articles, so a cached matrix is used only while it is what the file holds; the next query after an index
-run reloads it. Archives beyond `MAX_CACHED` vectors are searched by streaming, as before.
+The brute-force kNN of `archive.knn` reads every candidate's blob from the file. A process that searches often
+(the desk, the CLI in a loop) keeps a model's vectors as one float32 matrix instead, about 1.5 kB per article,
+and answers a query with one matrix product. This is the exact path of models with fewer than `ann.ANN_MIN`
+vectors (20,000: 30 MB at 384 dimensions); larger ones are searched through their ANN index (`archive.ann`),
+which holds no table in memory, and `MAX_CACHED` bounds what this module ever loads. The archive bumps
+`meta.vectors_version` in the transaction of every write to its articles, so a cached matrix is used only while
+it is what the file holds; the next query after an index run reloads it. Beyond `MAX_CACHED` vectors (an
+archive whose ANN tables are missing) the archive streams, as before.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 VERSION_KEY = "vectors_version"
-MAX_CACHED = 1_000_000  # vectors per (archive, model) kept in memory (1.5 GB at 384 dimensions)
+MAX_CACHED = 50_000  # vectors per (archive, model) kept in memory at most (75 MB at 384 dimensions)
 
 
 @dataclass(frozen=True)
