@@ -162,9 +162,14 @@ def _rows_to_matrix(rows: Sequence[tuple[int, bytes | None]], dim: int) -> tuple
         return np.empty(0, dtype=np.uint64), np.empty((0, dim), dtype=np.float32)
     keys = np.fromiter((seq for seq, _ in kept), dtype=np.uint64, count=len(kept))
     matrix = np.frombuffer(b"".join(blob for _, blob in kept), dtype="<f4").reshape(len(kept), dim)
-    norms = np.linalg.norm(matrix, axis=1)
-    ok = np.isfinite(norms) & (norms > 0)
+    ok = _usable(matrix)
     return keys[ok], np.ascontiguousarray(matrix[ok])
+
+
+def _usable(matrix: np.ndarray) -> np.ndarray:
+    """Per row: a finite, non-zero vector (the archive refuses the others)."""
+    norms = np.linalg.norm(matrix, axis=1)
+    return np.isfinite(norms) & (norms > 0)
 
 
 def _save(db: sqlite3.Connection, path: str, model: str, index: Any, kind: str, part: str, now: str,
@@ -321,7 +326,7 @@ def on_write(db: sqlite3.Connection, path: str, written: Sequence[tuple[int, str
         if not sized:
             continue
         matrix = np.stack([vector for vector, _ in sized.values()])
-        ok = np.isfinite(matrix).all(axis=1) & (matrix != 0).any(axis=1)  # (the archive refuses the others)
+        ok = _usable(matrix)
         kept = {seq: (matrix[row], part) for row, ((seq, (_, part)), good) in enumerate(zip(sized.items(), ok))
                 if good}
         if kept:

@@ -504,8 +504,7 @@ class SQLiteArchive(ArchiveBackend):
         where = f"{where} AND a.embedding IS NOT NULL" if where else "WHERE a.embedding IS NOT NULL"
         if model is not None:
             where, params = f"{where} AND a.embedding_model = ?", [*params, model]
-        cursor = self.db.execute(f"SELECT a.seq, a.embedding {source} {where}", params)
-        return self._hits(top_k(target, _chunks(cursor), k))
+        return self._hits(self._exact(target, k, source, where, params))
 
     def hybrid(
         self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
@@ -566,10 +565,7 @@ class SQLiteArchive(ArchiveBackend):
         if where:
             # How many match the filters (of any model: an upper bound), by the filters' own indexes; a
             # condition on the model would let the planner walk the model's index instead (all of it).
-            matching = self.db.execute(
-                f"SELECT count(*) FROM (SELECT 1 {source} {where} LIMIT ?)", [*params, EXACT_MAX + 1]
-            ).fetchone()[0]
-            if matching <= EXACT_MAX:
+            if self._at_most(EXACT_MAX, source, where, params):
                 return self._exact(target, k, source, exact_where, [*params, model])
         # Drive the rescoring from the candidates (CROSS JOIN fixes the join order), whatever the filters.
         if source.startswith("FROM articles_fts"):
@@ -596,11 +592,15 @@ class SQLiteArchive(ArchiveBackend):
                 # language dominates the embedding space). Score the filter exactly if that is affordable; a
                 # broad filter keeps what passed among the candidates (fewer than k: a recall loss, the price
                 # of post-filtering; a filtered HNSW traversal would avoid it).
-                affordable = self.db.execute(
-                    f"SELECT count(*) FROM (SELECT 1 {source} {where} LIMIT ?)", [*params, FALLBACK_MAX + 1]
-                ).fetchone()[0] <= FALLBACK_MAX
+                affordable = self._at_most(FALLBACK_MAX, source, where, params)
                 return self._exact(target, k, source, exact_where, [*params, model]) if affordable else best
             wanted = min(MAX_CANDIDATES, wanted * 4)  # four times as many until k pass
+
+    def _at_most(self, limit: int, source: str, where: str, params: list[Any]) -> bool:
+        """Whether at most `limit` articles match (counted no further than one past it)."""
+        return self.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 {source} {where} LIMIT ?)", [*params, limit + 1]
+        ).fetchone()[0] <= limit
 
     def _exact(self, target: np.ndarray, k: int, source: str, where: str, params: list[Any]
                ) -> list[tuple[int, float]]:
