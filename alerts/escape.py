@@ -93,10 +93,14 @@ def truncate(text: str, n: int) -> str:
         return ""
     if len(text) <= n:
         return text
-    if n <= len(ELLIPSIS):
-        return text[:n]
-    cut = text[: n - len(ELLIPSIS)]
+    if n <= len(ELLIPSIS):  # no room for the ellipsis (and "&" alone would be a broken entity)
+        return _whole_entities(text[:n])
+    return _whole_entities(text[: n - len(ELLIPSIS)]).rstrip() + ELLIPSIS
+
+
+def _whole_entities(cut: str) -> str:
+    """`cut` without a trailing piece of an entity (`&am`)."""
     amp = cut.rfind("&")
     if amp != -1 and len(cut) - amp < len("&amp;") and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut.rstrip() + ELLIPSIS
+        return cut[:amp]
+    return cut

@@ -169,6 +169,8 @@ def _article_link(entry: Any, base: str) -> str | None:
 def _first_words(text: str, words: int = TITLE_FROM_SUMMARY_WORDS) -> str:
     parts = text.split()
     title = " ".join(parts[:words])
+    if len(title) >= TITLE_MAX_CHARS:  # long "words" (a URL, unspaced script): the title's cap holds here too
+        return truncate(title, TITLE_MAX_CHARS)
     return title + ("…" if len(parts) > words else "")
 
 

@@ -41,10 +41,14 @@ def canonical_url(url: str) -> str:
         port = ""
     netloc = f"{userinfo}{at}{host}" + (f":{port}" if port else "")
     path = parts.path or ("/" if netloc else "")
+    if not netloc and path.startswith("//"):  # "http:////h/a": kept as is, "//h" would become a host next time
+        path = "/" + path.lstrip("/")
     query = "&".join(
-        piece for piece in parts.query.split("&") if piece and not is_tracking_param(piece.split("=", 1)[0])
+        piece for piece in parts.query.split("&") if piece.strip() and not is_tracking_param(piece.split("=", 1)[0])
     )
-    return urlunsplit((scheme, netloc, path, query, ""))
+    # Stripped again: dropping an empty query or fragment can leave whitespace at the end ("h/a ?" -> "h/a "),
+    # which the next call would strip (not idempotent).
+    return urlunsplit((scheme, netloc, path, query, "")).strip()
 
 
 def is_site_root(url: str) -> bool:

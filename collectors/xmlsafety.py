@@ -5,9 +5,9 @@ from __future__ import annotations
 import codecs
 import re
 
-_FIRST_ELEMENT = re.compile(r"<[A-Za-z_]")
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
+# What the prolog scan stops at: a comment, a PI, a quoted literal (skipped whole), an entity declaration or
+# the root element.
+_PROLOG_TOKEN = re.compile(r"<!--|<\?|[\"']|<!ENTITY|<[A-Za-z_]", re.IGNORECASE)
 _UTF16_32_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -41,7 +41,19 @@ def declares_entities(data: bytes) -> bool:
     and external-entity reads are built, so such a document is refused outright instead of trusted to a
     parser's limits."""
     text = _as_text(data)
-    match = _FIRST_ELEMENT.search(text)
-    head = text[: match.start()] if match else text
-    head = _COMMENT.sub("", head)
-    return bool(_ENTITY_DECLARATION.search(head))
+    # A scan, not a search: a `<!ENTITY` only counts outside comments, PIs and literals, and the root is the
+    # first `<name` outside them too (a `<a` in a comment or a SYSTEM literal does not end the prolog).
+    position = 0
+    while match := _PROLOG_TOKEN.search(text, position):
+        token = match.group()
+        if token in ("<!--", "<?"):
+            end = text.find("-->" if token == "<!--" else "?>", match.end())
+            if end == -1:  # unterminated: a parser sees no markup after it
+                return False
+            position = end + (3 if token == "<!--" else 2)
+        elif token in ("\"", "'"):
+            end = text.find(token, match.end())
+            position = match.end() if end == -1 else end + 1
+        else:
+            return token.upper() == "<!ENTITY"
+    return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 for _name in ("FLANKWATCH_SLACK_TOKEN", "FLANKWATCH_DATABASE_URL", "FLANKWATCH_VAR_DIR"):
     os.environ.pop(_name, None)
 
+
+# Hypothesis (tests/test_properties_*.py): "ci" is the budget of record (>= 2,000 examples per property,
+# reproducible: derandomized, failures print a blob to replay); "dev" is a quick local pass. Pick with
+# HYPOTHESIS_PROFILE (default: ci).
+# Its examples database and failure patches go to a scratch dir, not into the work tree.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "flankwatch-hypothesis"))
+try:
+    from hypothesis import HealthCheck, settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile(
+        "ci", max_examples=2000, deadline=None, derandomize=True, print_blob=True, database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    _hypothesis_settings.register_profile("dev", max_examples=200, deadline=None, print_blob=True, database=None)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # the property tests skip themselves without it
+    pass
 
 POSTGRES_URL_ENV = "FLANKWATCH_TEST_POSTGRES_URL"
 NO_POSTGRES = (
