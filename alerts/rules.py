@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.orm import Session
 
 from alerts.blocks import Provenance, reply_message, story_message
@@ -224,6 +224,8 @@ def new_story_alerts(session: Session, settings: Settings, now: datetime) -> lis
         select(Story)
         .where(
             (Story.article_count >= settings.alert_min_articles) | (Story.source_count >= settings.alert_min_sources),
+            # every story, not only the active ones: one that became alert-worthy while the alert stage was
+            # down for longer than the clustering window still gets its alert (late, but never lost)
             Story.merged_into.is_(None),
             ~already,
         )
@@ -247,11 +249,21 @@ def new_story_alerts(session: Session, settings: Settings, now: datetime) -> lis
     return created
 
 
+def _active(session: Session, settings: Settings) -> list[ColumnElement[bool]]:
+    """The stories that can still take articles (as `enrichment.clustering.active_stories`: not merged, last
+    article within `cluster_window_hours` of the newest story's): only they gain articles to send an update
+    about, and reading only them keeps that rule's cost flat however long the history (ix_stories_active)."""
+    newest = session.scalar(select(func.max(Story.last_seen)).where(Story.merged_into.is_(None)))
+    if newest is None:
+        return [false()]
+    return [Story.merged_into.is_(None), Story.last_seen >= newest - timedelta(hours=settings.cluster_window_hours)]
+
+
 def _update_candidates(session: Session, settings: Settings, now: datetime) -> list[tuple[str, datetime]]:
-    """(story id, time of its last alert) for stories quiet long enough and with enough new articles."""
+    """(story id, time of its last alert) for active stories quiet long enough and with enough new articles."""
     last = (
         select(Alert.story_id.label("story_id"), func.max(Alert.created_at).label("last_at"))
-        .where(Alert.story_id.is_not(None), Alert.kind.in_(STORY_KINDS))
+        .where(Alert.story_id.in_(select(Story.id).where(*_active(session, settings))), Alert.kind.in_(STORY_KINDS))
         .group_by(Alert.story_id)
         .subquery()
     )

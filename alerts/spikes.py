@@ -169,12 +169,10 @@ def _relevant(topic: str, start: datetime, end: datetime) -> list[Any]:
 
 
 def _first_published(session: Session, topics: list[str], now: datetime) -> dict[str, datetime]:
-    rows = session.execute(
-        select(Article.topic, func.min(Article.published_at))
-        .where(Article.relevant.is_(True), Article.topic.in_(topics), Article.published_at <= now)
-        .group_by(Article.topic)
-    )
-    return {topic: first for topic, first in rows if first is not None}
+    # one min() per topic, not GROUP BY: the first entry of ix_articles_topic_relevant, not every article
+    firsts = {topic: session.scalar(select(func.min(Article.published_at)).where(
+        Article.relevant.is_(True), Article.topic == topic, Article.published_at <= now)) for topic in topics}
+    return {topic: first for topic, first in firsts.items() if first is not None}
 
 
 def _topic_counts(session: Session, topics: list[str], start: datetime, window_start: datetime,

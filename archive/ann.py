@@ -481,6 +481,29 @@ def persist(db: sqlite3.Connection, path: str, transaction: Transaction, now: Ca
         changes.committed()
 
 
+def on_delete(db: sqlite3.Connection, path: str, models: Sequence[str], now: str, changes: Changes) -> None:
+    """Inside `delete_articles`'s transaction, after the rows went and the version moved: the deleted vectors
+    stay in the segments as garbage (a candidate without its row is no hit). A model left with fewer than
+    ANN_MIN vectors loses its index (exact search takes over); one whose segments hold more than
+    1 + GARBAGE_MAX times its live vectors is rebuilt."""
+    if not _has_tables(db):
+        return
+    for model in models:
+        found = state(db, model)
+        if found is None:
+            continue
+        live = model_vectors(db, model)
+        if live < ANN_MIN:
+            _forget_open(path, model)
+            changes.undo.append(lambda model=model: _forget_open(path, model))
+            _drop_segments(db, path, model, changes)
+            db.execute("DELETE FROM ann_models WHERE model = ?", (model,))
+            continue
+        held = db.execute("SELECT sum(vectors) FROM ann_segments WHERE model = ?", (model,)).fetchone()[0]
+        if (held or 0) > (1 + GARBAGE_MAX) * live:
+            rebuild(db, path, model, found[0], now, changes)
+
+
 def stamp(db: sqlite3.Connection, before: str) -> None:
     """After `vector_cache.bump` in a write transaction: the indexes that matched the archive before it
     match it after (a stale one stays stale)."""

@@ -259,6 +259,11 @@ class ArchiveBackend(ABC):
         """Remove stories (merged into others) by id; returns how many were there. Idempotent."""
 
     @abstractmethod
+    def delete_articles(self, article_ids: Iterable[str]) -> int:
+        """Remove articles by id (expired: `flankwatch.retention`) with everything the backend derived from
+        them (full-text rows, vectors, ANN entries); returns how many were there. Idempotent."""
+
+    @abstractmethod
     def get_article(self, article_id: str) -> ArticleDoc | None:
         """The article with its embedding, or None."""
 

@@ -358,13 +358,21 @@ class ElasticsearchArchive(ArchiveBackend):
     def delete_stories(self, story_ids: Iterable[str]) -> int:
         """Delete by id from every generation behind the read and write aliases (real-time, unlike a
         delete-by-query, which would miss what is not refreshed yet)."""
-        ids = list(dict.fromkeys(str(story_id) for story_id in story_ids if story_id))
+        return self._delete("stories", story_ids)
+
+    def delete_articles(self, article_ids: Iterable[str]) -> int:
+        """As `delete_stories`: a bulk delete by id in every generation (the vector goes with its document)."""
+        return self._delete("articles", article_ids)
+
+    def _delete(self, kind: str, doc_ids: Iterable[str]) -> int:
+        ids = list(dict.fromkeys(str(doc_id) for doc_id in doc_ids if doc_id))
         if not ids:
             return 0
-        state = self._alias_state("stories")
+        state = self._alias_state(kind)
         indices = sorted(set(state.read_indices) | ({state.write_index} if state.write_index else set()))
         deleted: set[str] = set()
-        with self._calling("delete stories"):
+        what = f"delete {kind}"
+        with self._calling(what):
             for index in indices:
                 for start in range(0, len(ids), BULK_CHUNK):
                     operations = [{"delete": {"_index": index, "_id": i}} for i in ids[start : start + BULK_CHUNK]]
@@ -374,8 +382,8 @@ class ElasticsearchArchive(ArchiveBackend):
                             deleted.add(str(info.get("_id")))
                         elif info.get("status") not in (200, 404):
                             if is_outage(info.get("status")):
-                                raise self._unavailable("delete stories", bulk_error_reason(info))
-                            raise RuntimeError(f"deleting story {info.get('_id')}: {bulk_error_reason(info)}")
+                                raise self._unavailable(what, bulk_error_reason(info))
+                            raise RuntimeError(f"deleting {kind} {info.get('_id')}: {bulk_error_reason(info)}")
         return len(deleted)
 
     # --- reading -------------------------------------------------------------------------------------

@@ -309,6 +309,42 @@ class SQLiteArchive(ArchiveBackend):
             cursor = self.db.executemany("DELETE FROM stories WHERE id = ?", ids)
         return max(cursor.rowcount, 0)
 
+    def delete_articles(self, article_ids: Iterable[str]) -> int:
+        """Delete the articles with their FTS rows and topics, in one transaction; their vectors leave the ANN
+        segments as garbage (candidates are rescored from the table, so a deleted seq is never a hit) until
+        `ann.on_delete` finds enough of it to rebuild, or drops the index below ANN_MIN vectors."""
+        ids = list(dict.fromkeys(str(article_id) for article_id in article_ids if article_id))
+        if not ids:
+            return 0
+        deleted = 0
+        changes = ann.Changes()
+        try:
+            with self._transaction():
+                models: set[str] = set()
+                for start in range(0, len(ids), KNN_CHUNK // 8):
+                    chunk = ids[start : start + KNN_CHUNK // 8]
+                    rows = self.db.execute(
+                        f"SELECT seq, embedding_model FROM articles WHERE id IN ({_placeholders(chunk)})", chunk
+                    ).fetchall()
+                    seqs = [row[0] for row in rows]
+                    models |= {row[1] for row in rows if row[1]}
+                    if not seqs:
+                        continue
+                    marks = _placeholders(seqs)
+                    self.db.execute(f"DELETE FROM articles_fts WHERE rowid IN ({marks})", seqs)
+                    self.db.execute(f"DELETE FROM article_topics WHERE seq IN ({marks})", seqs)
+                    self.db.execute(f"DELETE FROM articles WHERE seq IN ({marks})", seqs)
+                    deleted += len(seqs)
+                if deleted:
+                    self._articles_changed()  # searching processes reload their vectors
+                    if self.path != ":memory:":
+                        ann.on_delete(self.db, self.path, sorted(models), self._stamp_now(), changes)
+        except BaseException:
+            changes.rolled_back()
+            raise
+        changes.committed()
+        return deleted
+
     def begin_rebuild(self) -> None:
         """Mark the start of a rebuild (kept in `meta`, so a restart in between does not lose it). Begun
         again (a rebuild that failed and is retried), the new mark replaces the old one."""

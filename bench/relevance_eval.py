@@ -108,12 +108,15 @@ def load_labelled(path: Path) -> list[tuple[Record, str]]:
 
 
 def system_predict(
-    profiles: Sequence[TopicProfile], records: Sequence[Record], vectors: np.ndarray
+    profiles: Sequence[TopicProfile], records: Sequence[Record], vectors: np.ndarray,
+    per_record: Sequence[Sequence[TopicProfile]] | None = None,
 ) -> tuple[list[str], int]:
-    """(topic per article by the highest TopicProfile score, articles whose top score was tied)."""
+    """(topic per article by the highest TopicProfile score, articles whose top score was tied).
+    `per_record`: the profiles each article is scored with (those of the model that made its vector)."""
     predicted, ties = [], 0
-    for record, vector in zip(records, vectors):
-        results = [p.score(record.title, record.text, vector, language=record.language) for p in profiles]
+    for index, (record, vector) in enumerate(zip(records, vectors)):
+        own = per_record[index] if per_record is not None else profiles
+        results = [p.score(record.title, record.text, vector, language=record.language) for p in own]
         best = max(r.score for r in results)
         if sum(1 for r in results if r.score == best) > 1:
             ties += 1
@@ -160,7 +163,11 @@ def embedding_predict(
 
 
 def evaluate(path: Path, profiles_path: Path = DEFAULT_PROFILES, limit: int | None = None,
-             embedder: Embedder | None = None) -> dict:
+             embedder: Embedder | None = None, screen: str = "full") -> dict:
+    """`screen`: `full` (every article read in full by the model, the default) or an `embedding_screen` of
+    enrichment.screen (`static`: the static model first, the transformer on candidates only); the system's
+    scores are then those of the pipeline, each article against the topics compiled for its vector's model,
+    and the baselines still use every article's full vector."""
     topics, labels = load_profiles(profiles_path)
     rows = load_labelled(path)
     if limit:
@@ -179,8 +186,23 @@ def evaluate(path: Path, profiles_path: Path = DEFAULT_PROFILES, limit: int | No
     start = time.perf_counter()
     vectors = embedder.passages([article_text(r.title, r.text) for r in records])
     embed_s = time.perf_counter() - start
+    screened: dict = {}
+    per_record = None
+    system_vectors = vectors
+    if screen != "full":
+        from enrichment.screen import Screen
+
+        start = time.perf_counter()
+        screening = Screen(Settings(), embedder, profiles, mode=screen, topics=topics)
+        embedded = screening.embed([(r.title, r.text, r.language) for r in records])
+        screened_s = time.perf_counter() - start
+        system_vectors = np.stack([item.vector for item in embedded])
+        per_record = [screening.profiles_for(item.model) for item in embedded]
+        transformer = sum(1 for item in embedded if item.model == embedder.name)
+        screened = {"screen": screen, "transformer_share": round(transformer / max(1, len(records)), 4),
+                    "screen_articles_per_s": round(len(records) / screened_s, 1) if screened_s else None}
     start = time.perf_counter()
-    system, ties = system_predict(profiles, records, vectors)
+    system, ties = system_predict(profiles, records, system_vectors, per_record)
     score_s = time.perf_counter() - start
     start = time.perf_counter()
     keyword, unmatched = keyword_predict(profiles, records)
@@ -194,7 +216,7 @@ def evaluate(path: Path, profiles_path: Path = DEFAULT_PROFILES, limit: int | No
 
     system_block = classification_scores(gold, system, names)
     system_block.update(tied_top_scores=ties, articles_per_s=rate(embed_s + score_s),
-                        scoring_articles_per_s=rate(score_s))
+                        scoring_articles_per_s=rate(score_s), model=embedder.name, **screened)
     majority = classification_scores(gold, story_majority([record.story for record in records], system), names)
     system_block["story_majority_macro_f1"] = majority["macro_f1"]
     keyword_block = classification_scores(gold, keyword, names)
@@ -249,8 +271,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("path", type=Path, help="UCI News Aggregator CSV with a CATEGORY column")
     parser.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES, help="topic profiles (YAML)")
     parser.add_argument("--limit", type=int, default=None, help="a seeded random sample of N articles")
+    parser.add_argument("--model", default=None, help="embedding model (default: the embedding_model setting)")
+    parser.add_argument("--screen", default="full", choices=["full", "static"],
+                        help="what the model reads (enrichment.screen; default full: every article in full)")
     args = parser.parse_args(argv)
-    result = evaluate(args.path, args.profiles, args.limit)
+    embedder = get_embedder(args.model) if args.model else None
+    result = evaluate(args.path, args.profiles, args.limit, embedder, args.screen)
     print(format_table(result), flush=True)
     print(flush=True)
     print(json.dumps(result), flush=True)

@@ -22,7 +22,7 @@ import asyncio
 import gc
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -262,6 +262,7 @@ def collect(
     now: datetime | None = None,
     progress: Progress | None = None,
     origin: str | None = None,
+    feed_ids: Collection[int] | None = None,
 ) -> CollectSummary:
     """Poll every enabled feed that is due (see the module docstring and `collectors.schedule`). Safe to
     re-run with the same `run_id`: a feed keeps one FetchRecord per run (the latest attempt), no article is
@@ -270,14 +271,20 @@ def collect(
     `origin` polls only the feeds of that origin (the demo polls its own feeds, `origin="demo"`); the feeds
     file is synced unless another origin than "config" is asked for.
 
+    `feed_ids` polls only those of the due feeds (a claimed shard, `collectors.shards`), without the sync:
+    the shard's planner synced the feeds file once for all shards.
+
     A broken feed never stops the run; a broken feeds file does (`FeedsFileError`, before any fetch): it is
     our own configuration, and a loud failure is better than polling a list nobody meant."""
     now = now or datetime.now(timezone.utc)
     summary = CollectSummary(run_id=run_id)
     with session_scope(settings) as session:
-        if origin in (None, "config") and settings.feeds_file.exists():
+        if feed_ids is None and origin in (None, "config") and settings.feeds_file.exists():
             sync_feeds(session, load_feeds_file(settings.feeds_file), origin="config")
         feeds = due_feeds(session, now, origin)
+    if feed_ids is not None:
+        chosen = set(feed_ids)
+        feeds = [feed for feed in feeds if feed.id in chosen]
     summary.feeds = len(feeds)
     if progress:
         progress(0, len(feeds))

@@ -20,9 +20,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+
+# The archive's pending queue (archive.index: not indexed, or changed since), the condition of the partial
+# indexes that find it without reading every row (migration 0008).
+UNINDEXED = "indexed_at IS NULL OR indexed_at <> updated_at"
 
 
 def utcnow() -> datetime:
@@ -88,6 +94,9 @@ class Feed(Base):
     health: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failing | unhealthy
     last_new_item_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last poll that stored a new article
     items_per_day: Mapped[float | None] = mapped_column(Float)  # the feed's rhythm, from its entries' dates
+    # a collection shard's lease on the feed (core.claims): who polls it now, and until when at the latest
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class FetchRecord(Base):
@@ -120,6 +129,10 @@ class Article(Base):
         # dedup at the door (collectors.store): an entry's GUID within its feed, a title within its source
         Index("ix_articles_guid", "guid_hash", "feed_id"),
         Index("ix_articles_title", "title_hash", "source", "published_at"),
+        # state indexes (migration 0008): the archive's pending queue, spike windows, coverage windows
+        Index("ix_articles_unindexed", "id", sqlite_where=text(UNINDEXED), postgresql_where=text(UNINDEXED)),
+        Index("ix_articles_topic_relevant", "topic", "relevant", "published_at"),
+        Index("ix_articles_feed_fetched", "feed_id", "fetched_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -158,6 +171,10 @@ class Article(Base):
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)  # syndication signature of title + summary
     syndicated_from: Mapped[str | None] = mapped_column(String(32))  # the earlier article it copies (wire text)
 
+    # an embedding batch's lease on the pending article (core.claims, enrichment.batches)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     # archive
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -166,6 +183,10 @@ class Story(Base):
     """One real-world event: many articles, sources and languages."""
 
     __tablename__ = "stories"
+    __table_args__ = (
+        Index("ix_stories_unindexed", "id", sqlite_where=text(UNINDEXED), postgresql_where=text(UNINDEXED)),
+        Index("ix_stories_active", "merged_into", "last_seen"),  # the active stories, the newest (0008)
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     topic: Mapped[str] = mapped_column(String(100), index=True)
@@ -196,7 +217,10 @@ class StoryEvent(Base):
     `id` is deterministic (story, kind and what happened), so recording an event twice keeps one row."""
 
     __tablename__ = "story_events"
-    __table_args__ = (Index("ix_story_events_story_at", "story_id", "at"),)
+    __table_args__ = (
+        Index("ix_story_events_story_at", "story_id", "at"),
+        Index("ix_story_events_at", "at", "kind"),  # recent merges (migration 0008)
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     story_id: Mapped[str] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
@@ -237,6 +261,8 @@ class Alert(Base):
         Index("ix_alerts_status", "status"),
         Index("ix_alerts_thread", "thread_key", "channel"),
         Index("ix_alerts_route_created", "route", "created_at"),
+        Index("ix_alerts_stale", "stale", "status"),  # parents to update (migration 0008)
+        Index("ix_alerts_status_sent", "status", "sent_at"),  # reactions to read back (migration 0008)
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

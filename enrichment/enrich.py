@@ -31,12 +31,13 @@ from core.db import session_scope
 from core.models import Article
 from core.settings import Settings
 from core.vectors import from_bytes, to_bytes
+from enrichment.batches import stored_ahead
 from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import Embedder, article_text, get_embedder
 from enrichment.language import detect_language
 from enrichment.reembed import reembed
 from enrichment.relevance import Relevance, TopicProfile, best_relevance, compile_topics
-from enrichment.screen import embedded_text, promoted, wants_lead
+from enrichment.screen import Embedded, Screen, embedded_text, promoted
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class EnrichSummary:
     relevant: int = 0
     stories_created: int = 0
     stories_updated: int = 0  # existing stories that took new articles in this run
-    # what the model read (enrichment.screen): the headline alone, or title and lead after the headline
-    # meant a topic; the others were embedded with title and lead at once
+    # what the model read (enrichment.screen): the headline alone or only the static model (headline_only),
+    # or title and lead after the headline meant a topic; the others were embedded with title and lead at once
     headline_only: int = 0
     promoted: int = 0
     # members of active stories whose vectors another model made, re-embedded before clustering
@@ -79,8 +80,8 @@ class _BatchResult:
     joined: list[str] = field(default_factory=list)
 
 
-# article id -> (the text embedded, its vector)
-Prefetched = dict[str, tuple[str, np.ndarray]]
+# article id -> its vector, the model that made it and from what (enrichment.screen)
+Prefetched = dict[str, Embedded]
 
 
 class _Clock:
@@ -110,26 +111,26 @@ def _stored_vector(blob: bytes | None, model: str | None, embedder: Embedder) ->
     return None
 
 
-def _embed_ahead(settings: Settings, embedder: Embedder, profiles: list[TopicProfile], ids: list[str]) -> Prefetched:
-    """Embeddings of the pending articles of `ids` that have none of the configured model, in one call: of
-    each article's title and lead, or of its headline alone (`enrichment.screen`)."""
+def _embed_ahead(settings: Settings, embedder: Embedder, screen: Screen, ids: list[str]) -> Prefetched:
+    """Embeddings of the pending articles of `ids` that have none of the configured model, in one call per
+    model: by the model and from the text `enrichment.screen` gives each article."""
     with session_scope(settings) as session:
         rows = session.execute(
-            select(Article.id, Article.title, Article.summary, Article.embedding, Article.embedding_model)
+            select(Article.id, Article.title, Article.summary, Article.language, Article.embedding,
+                   Article.embedding_model)
             .where(Article.id.in_(ids), Article.enriched_at.is_(None))
         ).all()
-    texts = {
-        row.id: embedded_text(row.title, row.summary, wants_lead(row.title, row.summary, profiles))
-        for row in rows
-        if _stored_vector(row.embedding, row.embedding_model, embedder) is None
-    }
-    vectors = embedder.passages(list(texts.values()), batch_size=settings.embedding_batch_size)
-    return {key: (text, vector) for (key, text), vector in zip(texts.items(), vectors)}
+    rows = [row for row in rows if _stored_vector(row.embedding, row.embedding_model, embedder) is None]
+    models = {embedder.name} | ({screen.static.name} if screen.static is not None else set())
+    ahead = {row.id: stored_ahead(row.title, row.summary, row.embedding, row.embedding_model, models) for row in rows}
+    rows = [row for row in rows if ahead[row.id] is None]  # the others a batch embedded (enrichment.batches)
+    embedded = screen.embed([(row.title, row.summary, row.language) for row in rows], settings.embedding_batch_size)
+    return {**{key: item for key, item in ahead.items() if item is not None},
+            **{row.id: item for row, item in zip(rows, embedded)}}
 
 
 def _embeddings(
-    articles: list[Article], settings: Settings, embedder: Embedder, profiles: list[TopicProfile],
-    prefetched: Prefetched,
+    articles: list[Article], settings: Settings, embedder: Embedder, screen: Screen, prefetched: Prefetched,
 ) -> tuple[list[np.ndarray], list[bool]]:
     """Each article's embedding, and whether it is of its title and lead (else of its headline alone, see
     `enrichment.screen`): the stored one when it was made by the configured model (taken as final), else
@@ -137,29 +138,28 @@ def _embeddings(
     remaining ones in one call)."""
     vectors: list[np.ndarray | None] = []
     leads: list[bool] = []
-    missing: dict[int, str] = {}  # by position: the text still to embed
+    missing: list[int] = []  # by position: still to embed
     for index, article in enumerate(articles):
         vector = _stored_vector(article.embedding, article.embedding_model, embedder)
         lead = True
         if vector is None:
-            lead = wants_lead(article.title, article.summary, profiles)
-            text = embedded_text(article.title, article.summary, lead)
-            ahead_text, ahead = prefetched.get(article.id, ("", None))
-            if ahead is not None and ahead_text == text:
-                vector = _store(article, ahead, embedder)
+            ahead = prefetched.get(article.id)
+            if ahead is not None and ahead.source == article_text(article.title, article.summary):
+                vector, lead = _store(article, ahead.vector, ahead.model), ahead.lead
             else:  # none computed ahead, or the article was edited since
-                missing[index] = text
+                missing.append(index)
         vectors.append(vector)
         leads.append(lead)
     if missing:
-        fresh = embedder.passages(list(missing.values()), batch_size=settings.embedding_batch_size)
-        for index, vector in zip(missing, fresh):
-            vectors[index] = _store(articles[index], vector, embedder)
+        fresh = screen.embed([(articles[i].title, articles[i].summary, articles[i].language) for i in missing],
+                             settings.embedding_batch_size)
+        for index, item in zip(missing, fresh):
+            vectors[index], leads[index] = _store(articles[index], item.vector, item.model), item.lead
     return [vector for vector in vectors if vector is not None], leads
 
 
-def _store(article: Article, vector: np.ndarray, embedder: Embedder) -> np.ndarray:
-    article.embedding, article.embedding_model = to_bytes(vector), embedder.name
+def _store(article: Article, vector: np.ndarray, model: str) -> np.ndarray:
+    article.embedding, article.embedding_model = to_bytes(vector), model
     return vector
 
 
@@ -176,6 +176,7 @@ def _enrich_batch(
     now: datetime,
     prefetched: Prefetched,
     clock: _Clock,
+    screen: Screen,
 ) -> _BatchResult:
     result = _BatchResult()
     with session_scope(settings) as session:
@@ -195,20 +196,22 @@ def _enrich_batch(
                 text = f"{article.title or ''} {article.summary or ''}"[:LANGUAGE_TEXT_CHARS]
                 article.language = detect_language(text, hint=article.language)
         with clock.step("embedding"):
-            vectors, leads = _embeddings(articles, settings, embedder, profiles, prefetched)
-        with clock.step("relevance"):
-            scores = [_relevance(article, vector, profiles) for article, vector in zip(articles, vectors)]
+            vectors, leads = _embeddings(articles, settings, embedder, screen, prefetched)
+        with clock.step("relevance"):  # a static vector against the topics compiled for the static model
+            scores = [_relevance(article, vector, screen.profiles_for(article.embedding_model))
+                      for article, vector in zip(articles, vectors)]
         promote = [i for i, lead in enumerate(leads) if not lead and promoted(scores[i], profiles)]
         for index in promote:  # an article whose headline is all there is keeps its vector
             title, summary = articles[index].title, articles[index].summary
-            leads[index] = embedded_text(title, summary, True) == embedded_text(title, summary, False)
+            leads[index] = (articles[index].embedding_model == embedder.name
+                            and embedded_text(title, summary, True) == embedded_text(title, summary, False))
         promote = [i for i in promote if not leads[i]]
         if promote:  # headlines that mean the topic: their lead is read too, and they are scored again
             with clock.step("embedding"):
                 texts = [article_text(articles[i].title, articles[i].summary) for i in promote]
                 fresh = embedder.passages(texts, batch_size=settings.embedding_batch_size)
                 for index, vector in zip(promote, fresh):
-                    vectors[index] = _store(articles[index], vector, embedder)
+                    vectors[index] = _store(articles[index], vector, embedder.name)
                     leads[index] = True
             with clock.step("relevance"):
                 for index in promote:
@@ -267,6 +270,7 @@ def enrich(
 
     embedder = get_embedder(settings.embedding_model)
     profiles = compile_topics(settings, embedder)
+    screen = Screen(settings, embedder, profiles)
     summary.reembedded = reembed(settings, embedder, profiles, scope="active", now=now).articles
     with session_scope(settings) as session:
         priors = {profile.name: profile.prior for profile in profiles if profile.prior is not None}
@@ -279,11 +283,11 @@ def enrich(
     for chunk_start in range(0, total, chunk_size):
         chunk = pending[chunk_start : chunk_start + chunk_size]
         with clock.step("embedding"):
-            prefetched = _embed_ahead(settings, embedder, profiles, chunk)
+            prefetched = _embed_ahead(settings, embedder, screen, chunk)
         for start in range(0, len(chunk), batch_size):
             batch = chunk[start : start + batch_size]
             # committed when it returns
-            result = _enrich_batch(settings, embedder, batch, profiles, clusterer, now, prefetched, clock)
+            result = _enrich_batch(settings, embedder, batch, profiles, clusterer, now, prefetched, clock, screen)
             _count(summary, result, created, updated)
             done += len(batch)
             if progress:

@@ -30,7 +30,7 @@ from core.models import Article, Story
 from core.settings import Settings
 from core.vectors import from_bytes, normalise, to_bytes
 from enrichment.clustering import active_stories
-from enrichment.embeddings import Embedder
+from enrichment.embeddings import STATIC_MODEL, Embedder
 from enrichment.relevance import TopicProfile
 from enrichment.screen import embedded_text, wants_lead
 
@@ -54,7 +54,7 @@ def _stale(model: str) -> Any:
     return (
         Article.embedding.is_not(None),
         Article.enriched_at.is_not(None),
-        or_(Article.embedding_model.is_(None), Article.embedding_model != model),
+        or_(Article.embedding_model.is_(None), Article.embedding_model.not_in((model, STATIC_MODEL))),
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from core.db import session_scope, upgrade
 from core.models import Alert, Feed, FetchRecord, Story, StoryEvent
 from core.settings import Settings, get_settings
-from flankwatch import display
+from flankwatch import display, ops_cli
 from flankwatch.alerts_cli import alerts_app
 from flankwatch.archive_cli import archive_app
 from flankwatch.pipeline import STAGES, RunSummary, run_once
@@ -54,7 +54,7 @@ def _parse_day(value: str | None, end: bool = False) -> datetime | None:
     return parsed
 
 
-def _run_with_progress(settings: Settings, now: datetime | None = None) -> RunSummary:
+def _run_with_progress(settings: Settings, now: datetime | None = None, lock_wait: float | None = None) -> RunSummary:
     with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         tasks: dict[str, int] = {}
@@ -65,7 +65,8 @@ def _run_with_progress(settings: Settings, now: datetime | None = None) -> RunSu
             tasks[name] = bar.add_task(name, total=None)
             return lambda done, total: bar.update(tasks[name], completed=done, total=total)
 
-        summary = run_once(settings, now=now, on_stage=on_stage)
+        summary = run_once(settings, now=now, on_stage=on_stage, lock_wait=lock_wait,
+                           on_lock_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {escape(message)}"))
         for task_id in tasks.values():
             bar.update(task_id, completed=bar.tasks[task_id].total or 1, total=bar.tasks[task_id].total or 1)
     return summary
@@ -96,14 +97,25 @@ def _print_summary(summary: RunSummary) -> None:
 def run(
     once: Annotated[bool, typer.Option("--once", help="One cycle of every stage, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between cycles when not --once.")] = 600.0,
+    wait: Annotated[Optional[float], typer.Option(
+        help="Seconds to wait while another run (the Airflow DAG, another `run`) holds the run lock, then skip "
+             "(exit 75). Default: FLANKWATCH_RUN_LOCK_WAIT_SECONDS.")] = None,
 ) -> None:
     """Run the pipeline: collect -> enrich -> index -> alert."""
+    from core.runlock import RunLocked
+
     settings = _settings()
     while True:
-        summary = _run_with_progress(settings)
-        _print_summary(summary)
-        if once:
-            raise typer.Exit(0 if summary.ok else 1)
+        try:
+            summary = _run_with_progress(settings, lock_wait=wait)
+        except RunLocked as busy:
+            console.print(f"[bold yellow]skipped:[/bold yellow] {escape(str(busy))}; this run did nothing")
+            if once:
+                raise typer.Exit(75) from None  # EX_TEMPFAIL: try again later
+        else:
+            _print_summary(summary)
+            if once:
+                raise typer.Exit(0 if summary.ok else 1)
         time.sleep(interval)
 
 
@@ -115,12 +127,24 @@ def enrich_command(
 ) -> None:
     """Enrich the pending articles (language, embedding, relevance, stories), as `run` does between collect
     and index."""
+    from core.runlock import RunLocked, process_name, run_lock
+
+    settings = _settings()
+    try:  # alone, as `run --once`: never beside a run's or a DAG task's enrichment
+        with run_lock(settings, holder=process_name("flankwatch enrich"), wait=settings.run_lock_wait_seconds,
+                      on_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {escape(message)}")):
+            _enrich(settings, reembed)
+    except RunLocked as busy:
+        console.print(f"[bold yellow]skipped:[/bold yellow] {escape(str(busy))}; nothing was enriched")
+        raise typer.Exit(75) from None
+
+
+def _enrich(settings: Settings, reembed: bool) -> None:
     from enrichment.embeddings import get_embedder
     from enrichment.reembed import reembed as reembed_articles
     from enrichment.relevance import compile_topics
     from flankwatch.pipeline import enrich_stage
 
-    settings = _settings()
     if reembed:
         embedder = get_embedder(settings.embedding_model)
         with Progress(TextColumn("re-embed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -356,6 +380,12 @@ def digest_command(
     if not summary["digests"]:
         console.print("no digest due (nothing to report, or already posted)")
     console.print(f"outbox   sent={summary['sent']}  failed={summary['failed']}  pending={summary['pending']}")
+
+
+app.command("maintenance")(ops_cli.maintenance)
+app.command("backup")(ops_cli.backup)
+app.command("restore")(ops_cli.restore)
+app.command("settings")(ops_cli.settings)
 
 
 @db_app.command("upgrade")

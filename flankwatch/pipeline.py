@@ -1,20 +1,30 @@
 """The pipeline runner: one cycle of collect -> enrich -> index -> alert.
 
-The CLI (`flankwatch run --once`), the demo and the Airflow DAG all call the same four stage functions
-defined here; each wraps the stage function of its own layer and returns only counts and ids.
+The CLI (`flankwatch run --once`), the demo and the Airflow DAG all call the same stage functions defined
+here; each wraps the stage function of its own layer and returns only counts and ids. The DAG fans out:
+collection over feed shards (`plan_collect_stage`, `collect_shard_stage`), embedding over article batches
+(`plan_embed_stage`, `embed_batch_stage`), then story assignment (`enrich_stage`) as one ordered task.
+
+Two runs at once (`core.runlock`): `run_once` holds the pipeline lock alone; each DAG task holds it shared
+(`task_lock`), and the ordered stages their own lock too.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from core.db import session_scope, upgrade
 from core.models import PipelineRun
+from core.runlock import PIPELINE, process_name, run_lock
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 STAGES = ("collect", "enrich", "index", "alert")
@@ -41,6 +51,56 @@ def collect_stage(settings: Settings, *, run_id: str, now: datetime | None = Non
 
     ensure_schema(settings)
     return collect(settings, run_id=run_id, now=now, progress=progress, origin=origin).to_dict()
+
+
+def plan_collect_stage(settings: Settings, *, now: datetime | None = None,
+                       origin: str | None = None) -> list[dict[str, int]]:
+    """The feeds file synced, then the feed shards with due feeds (one mapped collect task each)."""
+    from collectors.shards import plan_shards
+
+    ensure_schema(settings)
+    return [shard.to_dict() for shard in plan_shards(settings, now=now, origin=origin)]
+
+
+def collect_shard_stage(settings: Settings, *, run_id: str, shard: dict[str, int], now: datetime | None = None,
+                        origin: str | None = None) -> dict[str, Any]:
+    """One shard's due feeds, claimed, polled and released (`collectors.shards.collect_shard`)."""
+    from collectors.shards import Shard, collect_shard
+
+    ensure_schema(settings)
+    return collect_shard(settings, run_id=run_id, shard=Shard(**shard), now=now, origin=origin).to_dict()
+
+
+def plan_embed_stage(settings: Settings) -> list[dict[str, int]]:
+    """The batches of pending articles without a vector (one mapped embed task each)."""
+    from enrichment.batches import plan_batches
+
+    ensure_schema(settings)
+    return [batch.to_dict() for batch in plan_batches(settings)]
+
+
+def embed_batch_stage(settings: Settings, *, run_id: str, batch: dict[str, int]) -> dict[str, Any]:
+    """One batch of pending articles claimed and embedded ahead of story assignment
+    (`enrichment.batches.embed_batch`). The claim is the run's and the batch's: a retry takes it back."""
+    from enrichment.batches import embed_batch
+
+    ensure_schema(settings)
+    return embed_batch(settings, owner=f"{run_id}/embed-{batch['batch']}", size=batch["size"]).to_dict()
+
+
+@contextmanager
+def task_lock(settings: Settings, *, run_id: str, task: str, ordered: bool = False) -> Iterator[None]:
+    """What a DAG task holds while it runs (`core.runlock`): the pipeline lock, shared with the other tasks;
+    with `ordered` (a stage that is one task: enrich, index, alert) also that stage's own lock. Waits up to
+    `run_lock_wait_seconds` (logged), then raises `RunLocked`: the task fails and is retried."""
+    holder = process_name(f"airflow {task} {run_id}")
+    with ExitStack() as stack:
+        stack.enter_context(run_lock(settings, holder=holder, shared=True, wait=settings.run_lock_wait_seconds,
+                                     on_wait=log.warning))
+        if ordered:
+            stack.enter_context(run_lock(settings, holder=holder, name=f"stage:{task}",
+                                         wait=settings.run_lock_wait_seconds, on_wait=log.warning))
+        yield
 
 
 def enrich_stage(settings: Settings, *, now: datetime | None = None,
@@ -88,14 +148,29 @@ def run_once(
     slack_token: str | None = None,
     origin: str | None = None,
     on_stage: StageHook | None = None,
+    lock_wait: float | None = None,
+    on_lock_wait: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Run every stage once. A failing stage is recorded and the later stages still run: alerts already in
     the outbox still go out when the archive is down, and articles stay pending for the next run.
 
     `origin` restricts collection to feeds of that origin (the demo polls only its own feeds).
     `on_stage(name)` is called as each stage starts and may return a progress callback for it.
+
+    The run holds the pipeline lock alone (`core.runlock`): while another run or a DAG task holds it, it
+    waits up to `lock_wait` seconds (default `run_lock_wait_seconds`; `on_lock_wait(message)` is told once),
+    then raises `core.runlock.RunLocked` having done nothing.
     """
     run_id = run_id or new_run_id(now)
+    wait = settings.run_lock_wait_seconds if lock_wait is None else lock_wait
+    with run_lock(settings, holder=process_name(f"flankwatch run {run_id}"), name=PIPELINE, wait=wait,
+                  on_wait=on_lock_wait):
+        return _run_stages(settings, now=now, run_id=run_id, slack_token=slack_token, origin=origin,
+                           on_stage=on_stage)
+
+
+def _run_stages(settings: Settings, *, now: datetime | None, run_id: str, slack_token: str | None,
+                origin: str | None, on_stage: StageHook | None) -> RunSummary:
     summary = RunSummary(run_id=run_id)
     ensure_schema(settings)
     with session_scope(settings) as session:

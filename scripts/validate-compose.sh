@@ -62,7 +62,7 @@ if missing := expected - services.keys():
 
 one_shot = {"es-setup", "kibana-init", "airflow-init"}
 for name, service in services.items():
-    if name in one_shot or service.get("profiles"):
+    if name in one_shot or (service.get("profiles") and "healthcheck" not in service):  # on-demand CLI
         if service.get("restart", "no") != "no":
             errors.append(f"{name}: a one-shot service must not restart")
         continue

@@ -87,6 +87,7 @@ STATE_DB_TESTS: dict[str, tuple[str, ...]] = {
     "test_dag": ("test_dag_test_runs_green_end_to_end",),  # dag.test(): its tasks read it too (Airflow's
                                                            # own metadata DB stays SQLite either way)
     "test_state_migrations": ("state_db",),     # the migrations themselves: every test there
+    "test_resource_faults": ("settings",),      # full disks, locks, a restarted server, an unreachable archive
 }
 
 

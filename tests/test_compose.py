@@ -125,7 +125,7 @@ def test_compose_airflow_and_flankwatch_settings():
     for name in ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                  "airflow-triggerer"]:
         env = services[name]["environment"]
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"  # celery: the profile
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
@@ -142,6 +142,26 @@ def test_compose_airflow_and_flankwatch_settings():
     assert es["xpack.security.enabled"] == "true"
     assert es["ELASTIC_PASSWORD"].startswith("${ELASTIC_PASSWORD")
     assert services["kibana"]["environment"]["ELASTICSEARCH_USERNAME"] == "kibana_system"
+
+
+def test_compose_celery_profile():
+    """The CeleryExecutor beside the LocalExecutor default: Redis and workers only with the `celery`
+    profile, the workers on the same image and settings as the scheduler, no port published."""
+    services = compose()["services"]
+    for name in ("redis", "airflow-worker"):
+        assert services[name]["profiles"] == ["celery"], name
+        assert services[name]["healthcheck"]["test"] and services[name]["restart"] == "unless-stopped"
+        assert "ports" not in services[name], f"{name} must stay on the stack's network"
+    worker = services["airflow-worker"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert worker["environment"] == services["airflow-scheduler"]["environment"]
+    assert worker["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert worker["environment"]["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    for name, service in services.items():  # the default stack never waits for a profiled service
+        if not service.get("profiles"):
+            assert not set(service.get("depends_on") or {}) & {"redis", "airflow-worker"}, name
+    names = env_example()
+    assert names["AIRFLOW_EXECUTOR"] == "CeleryExecutor" and names["COMPOSE_PROFILES"] == "celery"
 
 
 def test_no_secret_literal_in_compose():
@@ -256,3 +276,22 @@ def test_validate_compose_script():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "invariants hold" in result.stdout
+
+
+def test_compose_config_publishes_only_loopback_ports():
+    """From `docker-compose config` itself (.env.example's values): every published port is on 127.0.0.1."""
+    import os
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose not installed (apt-get install docker-compose)")
+    stack = {line.split("=", 1)[0].lstrip("# ") for line in (ROOT / ".env.example").read_text().splitlines()
+             if "=" in line}
+    env = {k: v for k, v in os.environ.items() if k not in stack}
+    done = subprocess.run(["docker-compose", "-f", str(COMPOSE), "--env-file", str(ROOT / ".env.example"), "config"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    published = [(name, port) for name, service in yaml.safe_load(done.stdout)["services"].items()
+                 for port in service.get("ports") or []]
+    assert len(published) >= 3  # Airflow, Kibana, Elasticsearch, the desk: something is published
+    assert [(name, port) for name, port in published
+            if (port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]) != "127.0.0.1"] == []

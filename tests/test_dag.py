@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,11 @@ def test_dag_shape(airflow_db):
     assert bag.import_errors == {}
     dag = bag.dags["flankwatch_pipeline"]
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert [t.task_id for t in dag.topological_sort()] == ["collect", "enrich", "index", "alert"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "plan_collect", "collect", "plan_embed", "embed", "enrich", "index", "alert"]
+    mapped = {t.task_id for t in dag.tasks if t.is_mapped}
+    assert mapped == {"collect", "embed"}  # fan-out; story assignment (enrich) stays one task
+    assert {t.task_id for t in dag.tasks if t.trigger_rule == "all_done"} == {"plan_embed", "enrich", "index", "alert"}
     for task in dag.tasks:
         assert task.retries >= 1 and task.retry_exponential_backoff
     assert dag.timetable.expression == get_settings().schedule == "*/10 * * * *"
@@ -84,6 +89,8 @@ def test_dag_test_runs_green_end_to_end(airflow_db, tmp_path, monkeypatch, embed
         monkeypatch.setenv("FLANKWATCH_ALLOW_PRIVATE_ADDRESSES", "true")  # the feed server is on 127.0.0.1
         monkeypatch.setenv("FLANKWATCH_SLACK_API_URL", slack.url)
         monkeypatch.setenv("FLANKWATCH_SLACK_CHANNEL", "#flank")
+        monkeypatch.setenv("FLANKWATCH_COLLECT_SHARDS", "4")
+        monkeypatch.setenv("FLANKWATCH_EMBED_BATCH_ARTICLES", "3")  # 8 articles: three mapped embed tasks
         connections = tmp_path / "connections.json"
         connections.write_text(json.dumps({"flankwatch_slack": {"conn_type": "generic", "password": TOKEN}}))
         get_settings.cache_clear()
@@ -94,8 +101,16 @@ def test_dag_test_runs_green_end_to_end(airflow_db, tmp_path, monkeypatch, embed
             get_settings.cache_clear()
 
         assert str(run.state) in ("success", "DagRunState.SUCCESS")
-        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        instances = run.get_task_instances()
+        states = {(ti.task_id, ti.map_index): str(ti.state) for ti in instances}
         assert all(s in ("success", "TaskInstanceState.SUCCESS") for s in states.values()), states
+        maps = Counter(ti.task_id for ti in instances)
+        assert maps["embed"] == 3 and maps["enrich"] == 1, maps
+        assert maps["collect"] >= 1  # one per shard with due feeds (the feeds share the host 127.0.0.1)
+        embedded = [ti.xcom_pull(task_ids="embed", map_indexes=ti.map_index) for ti in instances
+                    if ti.task_id == "embed"]
+        ids = [article_id for result in embedded for article_id in result["article_ids"]]
+        assert len(ids) == len(set(ids)) == len(ITEMS), embedded  # each article embedded by one batch
         with session_scope(settings) as session:
             assert session.scalar(select(func.count()).select_from(Article)) == len(ITEMS)
             assert session.scalar(select(func.count()).select_from(Story)) >= 2

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_model_change_reembeds_articles_and_recentres_stories(settings, embedder) -> None:
-    english = settings.model_copy(update={"embedding_model": PACKAGED_MODEL})
+    english = settings.model_copy(update={"embedding_model": PACKAGED_MODEL, "embedding_screen": "headline"})
     insert_articles(english)
     enrich(english, now=NOW)
     minilm = get_embedder(PACKAGED_MODEL)
@@ -44,7 +44,7 @@ def test_a_model_change_reembeds_articles_and_recentres_stories(settings, embedd
 
 
 def test_the_stage_reembeds_active_stories_before_it_clusters(settings, embedder) -> None:
-    english = settings.model_copy(update={"embedding_model": PACKAGED_MODEL})
+    english = settings.model_copy(update={"embedding_model": PACKAGED_MODEL, "embedding_screen": "headline"})
     insert_articles(english, ARTICLES[:3])
     enrich(english, now=NOW)
     with session_scope(settings) as session:

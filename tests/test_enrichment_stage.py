@@ -174,6 +174,7 @@ def test_a_prefetched_embedding_is_used_only_for_the_text_it_was_made_of(setting
     summary) is embedded again from its current text."""
     from enrichment.embeddings import article_text
     from enrichment.enrich import _embeddings
+    from enrichment.screen import Embedded, Screen
 
     ids = insert_articles(settings, ARTICLES[:2])
     marker = np.zeros(384, dtype=np.float32)
@@ -181,10 +182,11 @@ def test_a_prefetched_embedding_is_used_only_for_the_text_it_was_made_of(setting
     with session_scope(settings) as session:
         unchanged, edited = (session.get(Article, i) for i in ids)
         prefetched = {
-            unchanged.id: (article_text(unchanged.title, unchanged.summary), marker),
-            edited.id: (article_text(edited.title, "the summary before the edit"), marker),
+            unchanged.id: Embedded(article_text(unchanged.title, unchanged.summary), marker, embedder.name, True),
+            edited.id: Embedded(article_text(edited.title, "the summary before the edit"), marker, embedder.name, True),
         }
-        (first, second), leads = _embeddings([unchanged, edited], settings, embedder, [], prefetched)
+        screen = Screen(settings, embedder, [])
+        (first, second), leads = _embeddings([unchanged, edited], settings, embedder, screen, prefetched)
         assert leads == [True, True]  # no topics: every article is read with its lead
         assert np.array_equal(first, marker) and np.array_equal(from_bytes(unchanged.embedding), marker)
         assert not np.array_equal(second, marker)

