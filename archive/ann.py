@@ -40,6 +40,7 @@ memory stays bounded), under the write lock, by the first reader or writer that 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 import secrets
 import sqlite3
@@ -148,9 +149,19 @@ def to_json(values: Sequence[int] | np.ndarray) -> str:
 # --- building segments ----------------------------------------------------------------------------
 
 
-def _new_index(dim: int) -> Any:
+def _usearch() -> Any:
+    """usearch's Index class. usearch loads its NumKong kernels with RTLD_GLOBAL, and ONNX Runtime loaded after
+    them in the same process (the embedding stage of the next cycle, a test session) crashes with SIGSEGV while
+    it loads: so ONNX Runtime, when installed, is loaded first. The other order is safe."""
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # noqa: F401
     from usearch.index import Index
 
+    return Index
+
+
+def _new_index(dim: int) -> Any:
+    Index = _usearch()
     return Index(ndim=dim, metric="cos", dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
                  expansion_search=EXPANSION_SEARCH)
 
@@ -389,7 +400,7 @@ def _matches(group: _Group, opens: dict[str, tuple[int, str]], deltas: set[int])
 def _open_group(db: sqlite3.Connection, path: str, model: str, dim: int, exclude: int) -> _Group | None:
     """The writer's open segments, as the files and the deltas listed now make them (reloaded if another
     process wrote since); None if a file cannot be read."""
-    from usearch.index import Index
+    Index = _usearch()
 
     opens = _listed_open(db, model)
     deltas = {r[0]: r[1] for r in db.execute(
@@ -533,9 +544,7 @@ def _open_view(file: Path) -> Any:
     with _LOCK:
         view = _VIEWS.get(key)
         if view is None:
-            from usearch.index import Index
-
-            view = Index.restore(key, view=True)
+            view = _usearch().restore(key, view=True)
             if view is None:
                 raise FileNotFoundError(key)
             view.expansion_search = EXPANSION_SEARCH
