@@ -33,7 +33,7 @@ COPY alerts ./alerts
 COPY flankwatch ./flankwatch
 COPY dags ./dags
 COPY config ./config
-RUN pip install -c constraints.txt -e '.[airflow]' \
+RUN pip install -c constraints.txt -e '.[airflow,celery]' \
     && python -c "import torch; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
 
 COPY deploy/airflow/entrypoint.sh /usr/local/bin/flankwatch-airflow

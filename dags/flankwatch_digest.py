@@ -3,7 +3,8 @@
 Hourly: each route's digest is due at its `digest_at` and when its quiet hours end (on its own clock); a
 run finds the latest of those moments, builds that digest once (a re-run, or the next hour, finds it and
 builds nothing) and carries the alerts the route held. Thin like `flankwatch_pipeline`: one task calling
-`flankwatch.pipeline.digest_stage`, imported inside the task. The Slack token may come from the Airflow
+`flankwatch.pipeline.digest_stage`, imported inside the task, holding the alert stage's lock (the digest
+delivers the outbox as the alert stage does: never beside it, nor beside `flankwatch run --once`). The Slack token may come from the Airflow
 connection `flankwatch_slack` (its password), else from the environment (`FLANKWATCH_SLACK_TOKEN`).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 from core.settings import get_settings
 
@@ -51,9 +52,11 @@ def _slack_token() -> str | None:
 def flankwatch_digest() -> None:
     @task
     def digest() -> dict:
-        from flankwatch.pipeline import digest_stage
+        from flankwatch.pipeline import digest_stage, task_lock
 
-        return digest_stage(get_settings(), slack_token=_slack_token())
+        settings = get_settings()
+        with task_lock(settings, run_id=get_current_context()["run_id"], task="digest", stage="alert"):
+            return digest_stage(settings, slack_token=_slack_token())
 
     digest()
 

@@ -91,21 +91,21 @@ def flankwatch_pipeline() -> None:
     def enrich() -> dict:
         from flankwatch.pipeline import enrich_stage, task_lock
 
-        with task_lock(get_settings(), run_id=_run_id(), task="enrich", ordered=True):
+        with task_lock(get_settings(), run_id=_run_id(), task="enrich", stage="enrich"):
             return enrich_stage(get_settings())
 
     @task(trigger_rule="all_done")
     def index() -> dict:
         from flankwatch.pipeline import index_stage, task_lock
 
-        with task_lock(get_settings(), run_id=_run_id(), task="index", ordered=True):
+        with task_lock(get_settings(), run_id=_run_id(), task="index", stage="index"):
             return index_stage(get_settings())
 
     @task(trigger_rule="all_done")
     def alert() -> dict:
         from flankwatch.pipeline import alert_stage, task_lock
 
-        with task_lock(get_settings(), run_id=_run_id(), task="alert", ordered=True):
+        with task_lock(get_settings(), run_id=_run_id(), task="alert", stage="alert"):
             return alert_stage(get_settings(), slack_token=_slack_token())
 
     shards = collect.expand(shard=plan_collect())

@@ -368,7 +368,15 @@ def digest_command(
     start = _parse_day(since)
     if start is not None and start >= now:
         raise typer.BadParameter(f"{since!r} is not in the past", param_hint="--since")
-    summary = digest_stage(settings, now=now, route=route, since=start)
+    from core.runlock import RunLocked, process_name, run_lock
+
+    try:  # alone, as `run --once`: the digest delivers the outbox, never beside a run's alert stage
+        with run_lock(settings, holder=process_name("flankwatch digest"), wait=settings.run_lock_wait_seconds,
+                      on_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {escape(message)}")):
+            summary = digest_stage(settings, now=now, route=route, since=start)
+    except RunLocked as busy:
+        console.print(f"[bold yellow]skipped:[/bold yellow] {escape(str(busy))}; no digest was posted")
+        raise typer.Exit(75) from None
     with session_scope(settings) as session:
         for digest in summary["digests"]:
             row = session.get(Alert, digest["id"])

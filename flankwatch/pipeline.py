@@ -89,16 +89,17 @@ def embed_batch_stage(settings: Settings, *, run_id: str, batch: dict[str, int])
 
 
 @contextmanager
-def task_lock(settings: Settings, *, run_id: str, task: str, ordered: bool = False) -> Iterator[None]:
+def task_lock(settings: Settings, *, run_id: str, task: str, stage: str | None = None) -> Iterator[None]:
     """What a DAG task holds while it runs (`core.runlock`): the pipeline lock, shared with the other tasks;
-    with `ordered` (a stage that is one task: enrich, index, alert) also that stage's own lock. Waits up to
-    `run_lock_wait_seconds` (logged), then raises `RunLocked`: the task fails and is retried."""
+    with `stage` (a stage that is one task: enrich, index, alert; the digest, which delivers the outbox as the
+    alert stage does) also that stage's own lock. Waits up to `run_lock_wait_seconds` (logged), then raises
+    `RunLocked`: the task fails and is retried."""
     holder = process_name(f"airflow {task} {run_id}")
     with ExitStack() as stack:
         stack.enter_context(run_lock(settings, holder=holder, shared=True, wait=settings.run_lock_wait_seconds,
                                      on_wait=log.warning))
-        if ordered:
-            stack.enter_context(run_lock(settings, holder=holder, name=f"stage:{task}",
+        if stage:
+            stack.enter_context(run_lock(settings, holder=holder, name=f"stage:{stage}",
                                          wait=settings.run_lock_wait_seconds, on_wait=log.warning))
         yield
 

