@@ -5,6 +5,7 @@ Schema changes go through Alembic migrations in `core/migrations/versions/`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,9 +27,31 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
-# The archive's pending queue (archive.index: not indexed, or changed since), the condition of the partial
-# indexes that find it without reading every row (migration 0008).
+# The archive's pending queue (archive.index: not indexed, or changed since), and the indexes that find it
+# without reading every row (migration 0008).
 UNINDEXED = "indexed_at IS NULL OR indexed_at <> updated_at"
+
+
+def unindexed_indexes(name: str) -> tuple[Index, Index]:
+    """SQLite: `name`, a partial index of the pending rows. PostgreSQL: `name`_expr, an index on the condition
+    itself. Its planner prices a partial index's scan by its guess for the condition over the whole table (most
+    rows, for a comparison of two columns), so at a million rows it read the whole table instead; an index on
+    the expression gets statistics from ANALYZE and is used (0.2 ms instead of 240 ms at 1M rows, 200 pending)."""
+    return (
+        Index(name, "id", sqlite_where=text(UNINDEXED)).ddl_if(dialect="sqlite"),
+        Index(f"{name}_expr", text(f"({UNINDEXED})")).ddl_if(dialect="postgresql"),
+    )
+
+
+def on_dialect(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object` for comparing the models with a `dialect` database (autogenerate): the indexes
+    made only on another dialect (`Index.ddl_if`, which Alembic does not read) are left out."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect in (None, dialect)
+
+    return include
 
 
 def utcnow() -> datetime:
@@ -130,7 +153,7 @@ class Article(Base):
         Index("ix_articles_guid", "guid_hash", "feed_id"),
         Index("ix_articles_title", "title_hash", "source", "published_at"),
         # state indexes (migration 0008): the archive's pending queue, spike windows, coverage windows
-        Index("ix_articles_unindexed", "id", sqlite_where=text(UNINDEXED), postgresql_where=text(UNINDEXED)),
+        *unindexed_indexes("ix_articles_unindexed"),
         Index("ix_articles_topic_relevant", "topic", "relevant", "published_at"),
         Index("ix_articles_feed_fetched", "feed_id", "fetched_at"),
     )
@@ -184,7 +207,7 @@ class Story(Base):
 
     __tablename__ = "stories"
     __table_args__ = (
-        Index("ix_stories_unindexed", "id", sqlite_where=text(UNINDEXED), postgresql_where=text(UNINDEXED)),
+        *unindexed_indexes("ix_stories_unindexed"),
         Index("ix_stories_active", "merged_into", "last_seen"),  # the active stories, the newest (0008)
     )
 

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, LargeBinary, column, inspect, table, text
 
 from core.db import alembic_config, downgrade, get_engine, session_scope, upgrade
-from core.models import Base, Story, UTCDateTime
+from core.models import Base, Story, UTCDateTime, on_dialect
 from core.settings import Settings
 
 ALEMBIC_TABLE = "alembic_version"
@@ -43,7 +43,8 @@ def _tables(settings: Settings) -> set[str]:
 
 def _differences(settings: Settings) -> list:
     with get_engine(settings).connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "include_object": on_dialect(connection.dialect.name)})
         return compare_metadata(context, Base.metadata)
 
 

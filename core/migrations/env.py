@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from core.models import Base
+from core.models import Base, on_dialect
 
 config = context.config
 target_metadata = Base.metadata
@@ -26,7 +26,8 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      include_object=on_dialect(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 
