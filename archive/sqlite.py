@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -143,7 +144,9 @@ _ARTICLE_COLUMNS = (
 _STORY_COLUMNS = (
     "id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages, top_links"
 )
-_FACET_COLUMNS = {"source": "a.source", "language": "a.language", "story_id": "a.story_id"}
+# What each facet counts, read in one pass over the matches (`_tally`): "topic" is the stored JSON list.
+_FACET_COLUMNS = {"source": "a.source", "language": "a.language", "story_id": "a.story_id",
+                  "day": "substr(a.published_at, 1, 10)", "topic": "a.topics"}
 _STORY_ORDER = {"last_seen": "last_seen DESC, id", "size": "article_count DESC, last_seen DESC, id"}
 # Errors that concern one document; anything else (locked, disk full, corrupt) aborts the batch.
 _DOC_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
@@ -471,15 +474,39 @@ class SQLiteArchive(ArchiveBackend):
     def search(self, query: SearchQuery) -> SearchResult:
         match = to_fts5(parse_query(query.text))
         source, where, params = _matching(query, match)
-        total = self.db.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0]
+        total, facets = self._tally(query, source, where, params)
         ranked = self._ranking(query, match)
         marks = self._highlights(match, [seq for seq, _ in ranked]) if match and query.highlight else {}
         hits = []
         for seq, hit in ranked:
             hit.highlights = _fragments(marks.get(seq), hit.doc)
             hits.append(hit)
-        facets = {name: self._facet(name, source, where, params, query.facet_size) for name in query.facets}
-        return SearchResult(total, hits, facets, query.page, query.per_page)
+        return SearchResult(total, hits, {name: facets[name] for name in query.facets}, query.page, query.per_page)
+
+    def _tally(self, query: SearchQuery, source: str, where: str, params: list[Any]
+               ) -> tuple[int, dict[str, dict[str, int]]]:
+        """The number of matches and every facet asked for, in one pass over the matches: a count and a
+        GROUP BY per facet each cost a pass (words search on 100,000 articles: p95 151 ms with the facets,
+        44 ms without). Counts as the module's facets define them: the most frequent values first (then by
+        value), "day" the most recent days in date order, "topic" from the stored list of topics."""
+        wanted = [name for name in _FACET_COLUMNS if name in query.facets]
+        if not wanted:
+            return self.db.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0], {}
+        rows = self.db.execute(f"SELECT {', '.join(_FACET_COLUMNS[name] for name in wanted)} {source} {where}",
+                               params).fetchall()
+        facets = {}
+        for name, values in zip(wanted, list(zip(*rows)) if rows else [()] * len(wanted)):
+            if name == "topic":
+                counts = Counter(topic for value in values if value != "[]" for topic in json.loads(value))
+            else:
+                counts = Counter(values)
+                counts.pop(None, None)
+            if name == "day":
+                facets[name] = {day: counts[day] for day in sorted(counts)[-query.facet_size:]}
+            else:
+                top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: query.facet_size]
+                facets[name] = dict(top)
+        return len(rows), facets
 
     def _highlights(self, match: str, seqs: list[int]) -> dict[int, tuple[str, str, str]]:
         if not seqs:
@@ -491,30 +518,6 @@ class SQLiteArchive(ArchiveBackend):
             [HL_START, HL_END] * 3 + [match, *seqs],
         ).fetchall()
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
-
-    def _facet(self, name: str, source: str, where: str, params: list[Any], size: int) -> dict[str, int]:
-        if name == "day":
-            return self._day_facet(source, where, params, size)
-        if name == "topic":
-            column, source = "t.topic", f"{source} JOIN article_topics t ON t.seq = a.seq"
-        else:
-            column = _FACET_COLUMNS[name]
-        where = f"{where} AND {column} IS NOT NULL" if where else f"WHERE {column} IS NOT NULL"
-        rows = self.db.execute(
-            f"SELECT {column}, count(*) {source} {where} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?",
-            [*params, size],
-        ).fetchall()
-        return {value: count for value, count in rows}
-
-    def _day_facet(self, source: str, where: str, params: list[Any], size: int) -> dict[str, int]:
-        """Articles per UTC day, the `size` most recent days that have any, in date order. `published_at`
-        is stored as UTC ISO text, so its first ten characters are the UTC day."""
-        rows = self.db.execute(
-            f"SELECT substr(a.published_at, 1, 10) AS day, count(*) {source} {where} "
-            "GROUP BY day ORDER BY day DESC LIMIT ?",
-            [*params, size],
-        ).fetchall()
-        return {day: count for day, count in reversed(rows)}
 
     def nearest(
         self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None, model: str | None = None

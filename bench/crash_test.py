@@ -209,17 +209,17 @@ def differences(reference: dict[str, Any], crashed: dict[str, Any]) -> list[str]
                     found.append(f"article {key}: its vector differs")
             elif ref[name] != got[name]:
                 found.append(f"article {key}: {name} {got[name]!r}, reference {ref[name]!r}")
-    for kind in ("stories", "alerts"):
+    for kind, one in (("stories", "story"), ("alerts", "alert")):
         ref, got = reference[kind], crashed[kind]
-        found += [f"{kind[:-1]} {key} missing ({ref[key]})" for key in sorted(set(ref) - set(got))]
-        found += [f"{kind[:-1]} {key} not in the reference ({got[key]})" for key in sorted(set(got) - set(ref))]
-        found += [f"{kind[:-1]} {key}: {got[key]}, reference {ref[key]}"
+        found += [f"{one} {key} missing ({ref[key]})" for key in sorted(set(ref) - set(got))]
+        found += [f"{one} {key} not in the reference ({got[key]})" for key in sorted(set(got) - set(ref))]
+        found += [f"{one} {key}: {got[key]}, reference {ref[key]}"
                   for key in sorted(set(ref) & set(got)) if ref[key] != got[key]]
-    for kind in ("articles", "stories"):
+    for kind, one in (("articles", "article"), ("stories", "story")):
         ref, got = reference["documents"][kind], crashed["documents"][kind]
-        found += [f"archive {kind[:-1]} {key} missing" for key in sorted(set(ref) - set(got))]
-        found += [f"archive {kind[:-1]} {key} not in the reference" for key in sorted(set(got) - set(ref))]
-        found += [f"archive {kind[:-1]} {key}: {got[key]!r}, reference {ref[key]!r}"
+        found += [f"archive {one} {key} missing" for key in sorted(set(ref) - set(got))]
+        found += [f"archive {one} {key} not in the reference" for key in sorted(set(got) - set(ref))]
+        found += [f"archive {one} {key}: {got[key]!r}, reference {ref[key]!r}"
                   for key in sorted(set(ref) & set(got)) if ref[key] != got[key]]
     if reference["documents"]["fts_rows"] != crashed["documents"]["fts_rows"]:
         found.append(f"archive full-text rows: {crashed['documents']['fts_rows']}, "
