@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         "or a local sentence-transformers model folder. Changing it: `flankwatch enrich --reembed`.",
     )
     embedding_batch_size: int = Field(32, description="Texts per embedding batch.")
-    embedding_screen: str = Field(
+    embedding_screen: Literal["headline", "static", "full"] = Field(
         "headline",
         description="What the transformer reads (enrichment.screen): `headline` (every article, with its lead when it "
         "names a topic term or its headline comes close to a topic, else its headline alone), `static` (the "
