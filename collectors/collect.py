@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from collectors import errors
@@ -123,11 +123,24 @@ async def _add_fulltext(client: httpx.AsyncClient, outcome: FeedOutcome, setting
         log.exception("full text skipped for feed %s", outcome.feed_id)
 
 
+def sync_config(settings: Settings, origin: str | None = None) -> None:
+    """Sync the feeds file into the state DB, unless another origin than "config" is polled (once per run:
+    `collect`, or the planner of the shards)."""
+    if origin in (None, "config") and settings.feeds_file.exists():
+        with session_scope(settings) as session:
+            sync_feeds(session, load_feeds_file(settings.feeds_file), origin="config")
+
+
+def due(now: datetime) -> list[ColumnElement[bool]]:
+    """A feed is due: enabled, and never polled or its `next_fetch_at` reached."""
+    return [Feed.enabled, or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now)]
+
+
 def due_feeds(session: Session, now: datetime, origin: str | None = None) -> list[DueFeed]:
-    """Enabled feeds whose next poll is due (never polled, or `next_fetch_at` reached), oldest due first.
+    """Enabled feeds whose next poll is due (`due`), oldest due first.
     Plain rows, not ORM objects: a run of 10,000 feeds does not need 10,000 tracked instances."""
     query = select(Feed.id, Feed.url, Feed.name, Feed.language, Feed.country, Feed.fulltext, Feed.etag,
-                   Feed.last_modified).where(Feed.enabled, or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
+                   Feed.last_modified).where(*due(now))
     if origin is not None:
         query = query.where(Feed.origin == origin)
     query = query.order_by(Feed.next_fetch_at.is_not(None), Feed.next_fetch_at, Feed.id)
@@ -278,9 +291,9 @@ def collect(
     our own configuration, and a loud failure is better than polling a list nobody meant."""
     now = now or datetime.now(timezone.utc)
     summary = CollectSummary(run_id=run_id)
+    if feed_ids is None:
+        sync_config(settings, origin)
     with session_scope(settings) as session:
-        if feed_ids is None and origin in (None, "config") and settings.feeds_file.exists():
-            sync_feeds(session, load_feeds_file(settings.feeds_file), origin="config")
         feeds = due_feeds(session, now, origin)
     if feed_ids is not None:
         chosen = set(feed_ids)

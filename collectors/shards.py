@@ -16,14 +16,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import or_
-
-from collectors.collect import CollectSummary, collect, due_feeds
-from collectors.feeds_config import load_feeds_file, sync_feeds
+from collectors.collect import CollectSummary, collect, due, due_feeds, sync_config
 from collectors.politeness import host_key
-from core.claims import CHUNK, claim, release
+from core.claims import CHUNK, claim, lease, release
 from core.db import session_scope
 from core.models import Feed
 from core.settings import Settings
@@ -42,23 +39,11 @@ class Shard:
         return asdict(self)
 
 
-def lease(settings: Settings) -> timedelta:
-    return timedelta(minutes=max(settings.claim_lease_minutes, 0.1))
-
-
 def shard_of(url: str, shards: int) -> int:
     """The shard of a feed's URL: by host name (any port, as the politeness limits count), stable across
     processes and runs."""
     digest = hashlib.blake2b(host_key(url).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % max(1, shards)
-
-
-def sync_config(settings: Settings, origin: str | None = None) -> None:
-    """Sync the feeds file into the state DB (as `collect` does), unless another origin than "config" is
-    polled. Once per run, before the shards."""
-    if origin in (None, "config") and settings.feeds_file.exists():
-        with session_scope(settings) as session:
-            sync_feeds(session, load_feeds_file(settings.feeds_file), origin="config")
 
 
 def plan_shards(settings: Settings, *, now: datetime | None = None, origin: str | None = None,
@@ -72,10 +57,6 @@ def plan_shards(settings: Settings, *, now: datetime | None = None, origin: str 
     return [Shard(index, count) for index in sorted({shard_of(feed.url, count) for feed in due})]
 
 
-def _due(now: datetime) -> list:
-    return [Feed.enabled, or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now)]
-
-
 def claim_shard(settings: Settings, shard: Shard, *, owner: str, now: datetime | None = None,
                 origin: str | None = None, at: datetime | None = None) -> list[int]:
     """Claim for `owner` the due feeds of `shard` that no other worker holds; their ids."""
@@ -85,7 +66,7 @@ def claim_shard(settings: Settings, shard: Shard, *, owner: str, now: datetime |
     claimed: list[int] = []
     for start in range(0, len(mine), CHUNK):
         chunk = mine[start : start + CHUNK]
-        claimed += claim(settings, Feed, [Feed.id.in_(chunk), *_due(now)], owner=owner, lease=lease(settings), at=at)
+        claimed += claim(settings, Feed, [Feed.id.in_(chunk), *due(now)], owner=owner, lease=lease(settings), at=at)
     return claimed
 
 
@@ -100,7 +81,7 @@ def collect_shard(
     owner: str | None = None,
 ) -> CollectSummary:
     """Claim the due feeds of `shard`, poll them (`collectors.collect.collect`), release them. The feeds file
-    is not synced here (`plan_shards` or `sync_config` does it once per run). `owner` (default: the run and
+    is not synced here (`plan_shards`, through `collectors.collect.sync_config`, does it once per run). `owner` (default: the run and
     the shard) names the claim: a retry of the same shard in the same run takes back its own feeds."""
     now = now or datetime.now(UTC)
     owner = owner or f"{run_id}/collect-{shard.shard}-of-{shard.shards}"

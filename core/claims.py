@@ -32,6 +32,11 @@ from core.settings import Settings
 CHUNK = 1000
 
 
+def lease(settings: Settings) -> timedelta:
+    """How long a claim holds (`claim_lease_minutes`, at least 6 seconds)."""
+    return timedelta(minutes=max(settings.claim_lease_minutes, 0.1))
+
+
 def _free(model: Any, owner: str, at: datetime) -> ColumnElement[bool]:
     return or_(model.claimed_until.is_(None), model.claimed_until < at, model.claimed_by == owner)
 

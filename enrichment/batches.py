@@ -23,11 +23,11 @@ import json
 import math
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select, update
 
-from core.claims import claim, release
+from core.claims import claim, lease, release
 from core.db import get_engine, session_scope
 from core.models import Article
 from core.settings import Settings
@@ -91,10 +91,6 @@ def _unembedded(model: str) -> list:
             or_(Article.embedding_model.is_(None), Article.embedding_model.not_in(_ready(model)))]
 
 
-def lease(settings: Settings) -> timedelta:
-    return timedelta(minutes=max(settings.claim_lease_minutes, 0.1))
-
-
 def plan_batches(settings: Settings, *, size: int | None = None) -> list[Batch]:
     """The batches of the pending articles that have no vector yet (the configured model's name: the
     planner loads no model), at most `MAX_BATCHES`."""
@@ -113,7 +109,7 @@ _SCREENS: dict[str, Screen] = {}
 def _screen(settings: Settings, embedder: Embedder) -> Screen:
     """The screen of this configuration, its topics compiled once per process (seconds: a worker that embeds
     batch after batch pays it once)."""
-    key = json.dumps([embedder.name, getattr(settings, "embedding_screen", None),
+    key = json.dumps([embedder.name, settings.embedding_screen,
                       [topic.model_dump(mode="json") for topic in settings.topics]], sort_keys=True)
     if key not in _SCREENS:
         _SCREENS.clear()
@@ -166,10 +162,3 @@ def embed_batch(settings: Settings, *, owner: str, size: int | None = None, at: 
     finally:
         release(settings, Article, owner=owner)
 
-
-def claim_lease_expired(settings: Settings, at: datetime | None = None) -> int:
-    """Articles whose embedding claim has expired (for status pages and tests)."""
-    at = at or datetime.now(UTC)
-    with session_scope(settings) as session:
-        return session.scalar(select(func.count()).select_from(Article)
-                              .where(Article.claimed_until.is_not(None), Article.claimed_until < at)) or 0

@@ -160,7 +160,7 @@ class StoryRecord:
 
     def count_sources(self) -> None:
         """Independent sources (outlets with an article that is not a copy) and outlets that ran copies."""
-        self.source_count = sum(1 for source, n in self.sources.items() if n > self.copy_sources.get(source, 0))
+        self.source_count = independent_sources(self.sources, self.copy_sources)
         self.syndicated_outlets = len(self.copy_sources)
 
     def add_source(self, source: str, *, copy: bool) -> None:
@@ -185,6 +185,11 @@ class StoryRecord:
         if self._keys is None:
             self._keys = known_keys_of(self.terms)
         return self._keys
+
+
+def independent_sources(sources: dict[str, int], copies: dict[str, int]) -> int:
+    """Outlets with an article that is not a copy (`Story.source_count`): articles per outlet, copies per outlet."""
+    return sum(1 for source, n in sources.items() if n > copies.get(source, 0))
 
 
 def _add_counts(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:

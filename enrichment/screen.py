@@ -84,7 +84,7 @@ class Screen:
     def __init__(self, settings: Settings, embedder: Embedder, profiles: list[TopicProfile],
                  mode: str | None = None, topics: Sequence[TopicConfig] | None = None) -> None:
         """`topics`: what `profiles` were compiled from, with their thresholds (default: the settings')."""
-        self.mode = mode or getattr(settings, "embedding_screen", "headline")
+        self.mode = mode or settings.embedding_screen
         if self.mode not in SCREENS:
             raise ValueError(f"embedding_screen {self.mode!r}: one of {', '.join(SCREENS)}")
         self.embedder, self.profiles = embedder, profiles

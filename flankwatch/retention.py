@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from core.db import session_scope
 from core.models import Alert, Article, FetchRecord, IndexFailure, PipelineRun, SpikeEpisode, Story, StoryEvent
 from core.settings import Settings
+from enrichment.clustering import independent_sources
 
 BATCH = 500  # articles deleted per transaction (and per archive call)
 FINAL = ("sent", "failed", "digested")  # alert statuses nothing will change any more
@@ -143,7 +144,7 @@ def recount(session: Session, story: Story, now: datetime) -> None:
         languages[key] = languages.get(key, 0) + 1
     story.article_count = len(members)
     story.sources, story.copy_sources, story.language_counts = sources, copies, languages
-    story.source_count = sum(1 for source, n in sources.items() if n > copies.get(source, 0))
+    story.source_count = independent_sources(sources, copies)
     story.syndicated_outlets = len(copies)
     if story.representative_article_id not in {member[0] for member in members}:
         independent = [member[0] for member in members if member[3] is None]
