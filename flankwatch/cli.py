@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -127,15 +129,23 @@ def enrich_command(
 ) -> None:
     """Enrich the pending articles (language, embedding, relevance, stories), as `run` does between collect
     and index."""
+    settings = _settings()
+    with _alone(settings, "flankwatch enrich", "nothing was enriched"):  # never beside a run's enrichment
+        _enrich(settings, reembed)
+
+
+@contextmanager
+def _alone(settings: Settings, what: str, nothing: str) -> Iterator[None]:
+    """Hold the pipeline lock alone, as `run --once` does, waiting up to `run_lock_wait_seconds` (said once);
+    still held by another: print `skipped: <who holds it>; <nothing>` and exit 75 (EX_TEMPFAIL)."""
     from core.runlock import RunLocked, process_name, run_lock
 
-    settings = _settings()
-    try:  # alone, as `run --once`: never beside a run's or a DAG task's enrichment
-        with run_lock(settings, holder=process_name("flankwatch enrich"), wait=settings.run_lock_wait_seconds,
+    try:
+        with run_lock(settings, holder=process_name(what), wait=settings.run_lock_wait_seconds,
                       on_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {escape(message)}")):
-            _enrich(settings, reembed)
+            yield
     except RunLocked as busy:
-        console.print(f"[bold yellow]skipped:[/bold yellow] {escape(str(busy))}; nothing was enriched")
+        console.print(f"[bold yellow]skipped:[/bold yellow] {escape(str(busy))}; {nothing}")
         raise typer.Exit(75) from None
 
 
@@ -368,15 +378,8 @@ def digest_command(
     start = _parse_day(since)
     if start is not None and start >= now:
         raise typer.BadParameter(f"{since!r} is not in the past", param_hint="--since")
-    from core.runlock import RunLocked, process_name, run_lock
-
-    try:  # alone, as `run --once`: the digest delivers the outbox, never beside a run's alert stage
-        with run_lock(settings, holder=process_name("flankwatch digest"), wait=settings.run_lock_wait_seconds,
-                      on_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {escape(message)}")):
-            summary = digest_stage(settings, now=now, route=route, since=start)
-    except RunLocked as busy:
-        console.print(f"[bold yellow]skipped:[/bold yellow] {escape(str(busy))}; no digest was posted")
-        raise typer.Exit(75) from None
+    with _alone(settings, "flankwatch digest", "no digest was posted"):  # it delivers the outbox too
+        summary = digest_stage(settings, now=now, route=route, since=start)
     with session_scope(settings) as session:
         for digest in summary["digests"]:
             row = session.get(Alert, digest["id"])
