@@ -233,7 +233,8 @@ def rebuild(db: sqlite3.Connection, path: str, model: str, dim: int, now: str, c
             start = 0
             while start < keys.size:
                 room = SEGMENT_MAX - len(index)
-                index.add(keys[start : start + room], vectors[start : start + room], threads=0)
+                index.add(keys[start : start + room], vectors[start : start + room],
+                          threads=_threads(min(room, keys.size - start)))
                 start += room
                 if len(index) >= SEGMENT_MAX:
                     _save(db, path, model, index, "sealed", part_of(language), now, changes)
