@@ -7,7 +7,8 @@ Elasticsearch, and `tests/test_archive_conformance.py` holds both to it. The sha
 - every filter of `SearchQuery` is an exact term/range filter (ES `bool.filter` of `terms` / `range`);
 - highlights are lists of fragments per field (ES `highlight` with `pre_tags`/`post_tags` set to the
   markers below and no HTML encoder);
-- facets are value -> count over the whole filtered match set (ES `terms` aggregations);
+- facets are value -> count over the whole filtered match set (ES `terms` aggregations), or over the newest
+  `SEARCH_WINDOW` matches when a backend bounds its work (`SearchResult.window`);
 - `nearest` is kNN with the same filters (ES `knn` with `filter`), over the vectors of one model when asked.
 """
 
@@ -39,6 +40,10 @@ STORY_SORTS: tuple[str, ...] = ("last_seen", "size")
 # date order (ES `date_histogram` with `min_doc_count: 1`); the others: most frequent values first.
 FACET_FIELDS: tuple[str, ...] = ("source", "language", "topic", "story_id", "day")
 MAX_PER_PAGE = 200
+# Words search reaches at most this many results (page x per_page; a page beyond has no hits), as ES's
+# `max_result_window` (10,000). A backend may also rank, count and facet only the newest this many matches (the SQLite archive: a common word
+# in a million articles matches 100,000 or more, and reading them all costs seconds); it says so in the result.
+SEARCH_WINDOW = 10_000
 
 
 def _utc(value: datetime | None, name: str, required: bool = False) -> datetime | None:
@@ -198,15 +203,26 @@ class Hit:
 
 @dataclass
 class SearchResult:
+    """A page of words-search results.
+
+    `window`: None when the hits were ranked and the facets counted over every match (Elasticsearch). A
+    number when more articles matched than the backend reads for one query: then ranking, facets and paging
+    cover only the newest `window` matches (the SQLite archive, in the order articles were first archived),
+    and `total` is exact only if `total_exact` (a lower bound otherwise, as ES's `hits.total.relation` "gte")."""
+
     total: int
     hits: list[Hit]
-    facets: dict[str, dict[str, int]]  # field -> value -> count, over the whole filtered match set
+    facets: dict[str, dict[str, int]]  # field -> value -> count, over the whole filtered match set (or the window)
     page: int
     per_page: int
+    total_exact: bool = True
+    window: int | None = None
 
     @property
     def pages(self) -> int:
-        return (self.total + self.per_page - 1) // self.per_page
+        """Pages that can be asked for: a search reaches at most SEARCH_WINDOW results (or its window)."""
+        reachable = min(self.total, self.window or SEARCH_WINDOW, SEARCH_WINDOW)
+        return (reachable + self.per_page - 1) // self.per_page
 
 
 class ArchiveUnavailable(RuntimeError):

@@ -34,6 +34,7 @@ from archive.base import (
     HL_START,
     RRF_RANK_CONSTANT,
     RRF_WINDOW,
+    SEARCH_WINDOW,
     STORY_SORTS,
     UNKNOWN_MODEL,
     ArticleDoc,
@@ -67,7 +68,7 @@ LANGUAGE_BOOST_CHARS = 40
 # title is returned whole (number_of_fragments 0), which is what FRAGMENTS' (400, 1) gives for a title.
 HIGHLIGHT_FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 0), "summary": (240, 2), "content": (160, 3)}
 HIGHLIGHT_MAX_ANALYZED_OFFSET = 1_000_000  # the index default: longer text is cut, not an error
-MAX_RESULT_WINDOW = 10_000  # index.max_result_window: from + size beyond it is an error in ES
+MAX_RESULT_WINDOW = SEARCH_WINDOW  # index.max_result_window (10,000): from + size beyond it is an error in ES
 MAX_KNN = 10_000  # ES limit of k and num_candidates
 KNN_OVERSAMPLE = 2.0  # rescore_vector: re-rank oversample * k int8 candidates with the float vectors
 PHRASE_PREFIX_EXPANSIONS = 200  # words a multi-word prefix ("Panzerbrigade 4"*) may expand to

@@ -7,7 +7,10 @@ Separate from the state DB on purpose: it can be rebuilt from the state DB at an
   may have several), `articles_fts` an FTS5 index over title, summary and content with
   `unicode61 remove_diacritics 2`, kept in sync on every upsert. The FTS table holds `folding.fold(text)`
   (same length as the text, see `archive.folding`), which is why it is not an external-content table.
-- Ranking is BM25 with title above summary above content (`BM25_WEIGHTS`).
+- Ranking is BM25 with title above summary above content (`BM25_WEIGHTS`). A words search reads at most the
+  newest `SEARCH_WINDOW` matches (by seq: the order articles were first archived), ranks, counts and facets
+  those, and says so in the result (`SearchResult.window`); `article_facets` holds, narrow, what that pass
+  reads of each match (a full article row costs three times as much to read).
 - kNN: once a model has `ann.ANN_MIN` vectors, an HNSW index of them (usearch, int8, in segment files beside
   the archive, kept up to date by every write: see `archive.ann`) proposes candidates that are rescored
   exactly from their stored vectors; a selective filter (at most `EXACT_MAX` matching articles) is scored
@@ -24,11 +27,13 @@ Separate from the state DB on purpose: it can be rebuilt from the state DB at an
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +46,7 @@ from archive.base import (
     HL_START,
     MAX_PER_PAGE,
     RRF_WINDOW,
+    SEARCH_WINDOW,
     STORY_SORTS,
     ArchiveBackend,
     ArticleDoc,
@@ -60,8 +66,9 @@ from archive import ann, vector_cache
 from archive.knn import top_k, unit
 from archive.query import parse_query, to_fts5
 
-# 2: saved_searches and meta; 3: articles.embedding_model (both added in place to an older archive)
-SCHEMA_VERSION = 3
+# 2: saved_searches and meta; 3: articles.embedding_model; 4: article_facets (each added in place to an older
+# archive)
+SCHEMA_VERSION = 4
 BM25_WEIGHTS = (10.0, 3.0, 1.0)  # title, summary, content
 # Fragment size and count per highlighted field (a title is short: one fragment, the whole title).
 FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 1), "summary": (240, 2), "content": (160, 3)}
@@ -74,8 +81,12 @@ DENSE_MAX = 2048  # ... candidates are doubled, up to this many
 MAX_CANDIDATES = 20_000  # ANN candidates asked for at most before a filtered search scores the filter exactly ...
 FALLBACK_MAX = 50_000  # ... if it matches at most this many articles
 
+# The full-text table, also created in the scratch database that `_highlights` marks a page up in.
+_FTS_DDL = """CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
+    title, summary, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+)"""
 # The article tables, also created in the in-memory database that `percolate` matches documents in.
-_ARTICLE_DDL = """
+_ARTICLE_DDL = _FTS_DDL + """;
 CREATE TABLE IF NOT EXISTS articles (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -104,8 +115,13 @@ CREATE TABLE IF NOT EXISTS article_topics (
     PRIMARY KEY (topic, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS article_topics_seq ON article_topics(seq);
-CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
-    title, summary, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+CREATE TABLE IF NOT EXISTS article_facets (
+    seq INTEGER PRIMARY KEY REFERENCES articles(seq) ON DELETE CASCADE,
+    published_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    language TEXT,
+    story_id TEXT,
+    topics TEXT NOT NULL
 );
 """
 _DDL = _ARTICLE_DDL + ann.DDL + """
@@ -144,9 +160,13 @@ _ARTICLE_COLUMNS = (
 _STORY_COLUMNS = (
     "id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages, top_links"
 )
-# What each facet counts, read in one pass over the matches (`_tally`): "topic" is the stored JSON list.
-_FACET_COLUMNS = {"source": "a.source", "language": "a.language", "story_id": "a.story_id",
-                  "day": "substr(a.published_at, 1, 10)", "topic": "a.topics"}
+# What a words search reads of each match in its window (`_window`), from `article_facets` (with text) or
+# `articles` (a browse): seq, score, then `_WINDOW_COLUMNS`. Facets count them ("topic": the stored JSON
+# list, "day": the date part); the ordering is score, published_at, then id (read for the page's rows only).
+_WINDOW_COLUMNS = "a.published_at, a.source, a.language, a.story_id, a.topics"
+_FACET_TABLE_COLUMNS = _WINDOW_COLUMNS.replace("a.", "")
+_SEQ, _SCORE, _PUBLISHED = 0, 1, 2
+_FACET_AT = {"source": 3, "language": 4, "story_id": 5, "topic": 6, "day": _PUBLISHED}
 _STORY_ORDER = {"last_seen": "last_seen DESC, id", "size": "article_count DESC, last_seen DESC, id"}
 # Errors that concern one document; anything else (locked, disk full, corrupt) aborts the batch.
 _DOC_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
@@ -197,6 +217,9 @@ class SQLiteArchive(ArchiveBackend):
             if columns and "embedding_model" not in columns:  # an archive of schema 2 or older
                 self.db.execute("ALTER TABLE articles ADD COLUMN embedding_model TEXT")
             _create(self.db, _DDL)
+            if version < 4:  # an archive of schema 3 or older: its articles' facets (a new one has none yet)
+                self.db.execute(f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_TABLE_COLUMNS}) "
+                                f"SELECT seq, {_FACET_TABLE_COLUMNS} FROM articles")
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
@@ -472,52 +495,95 @@ class SQLiteArchive(ArchiveBackend):
     # --- search ----------------------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> SearchResult:
+        """Words search over a bounded window: the newest SEARCH_WINDOW matches are read in one pass (score
+        and facet columns: `_window`), ranked, counted and faceted; the page's articles are then read in
+        full. A common word in a million articles matches 100,000 of them or more, and reading every match
+        costs seconds (about 3 us each through the article rows); the window bounds that to milliseconds.
+        `total` stays exact where counting is cheap: the window held every match, or the query has no filter
+        (FTS5 counts a term's matches from its index alone)."""
         match = to_fts5(parse_query(query.text))
-        source, where, params = _matching(query, match)
-        total, facets = self._tally(query, source, where, params)
-        ranked = self._ranking(query, match)
-        marks = self._highlights(match, [seq for seq, _ in ranked]) if match and query.highlight else {}
+        rows, more = self._window(query, match)
+        total, exact = len(rows), True
+        if more:
+            total, exact = self._total(query, match)
+        page = _page(query, match, rows, self._ids)
+        docs = self._docs([row[_SEQ] for row in page])
+        marks = self._highlights(match, [row[_SEQ] for row in page]) if match and query.highlight else {}
         hits = []
-        for seq, hit in ranked:
-            hit.highlights = _fragments(marks.get(seq), hit.doc)
-            hits.append(hit)
-        return SearchResult(total, hits, {name: facets[name] for name in query.facets}, query.page, query.per_page)
+        for row in page:
+            doc = docs[row[_SEQ]]
+            hits.append(Hit(doc.id, float(row[_SCORE]), doc, _fragments(marks.get(row[_SEQ]), doc)))
+        return SearchResult(total, hits, _facets(query, rows), query.page, query.per_page,
+                            total_exact=exact, window=SEARCH_WINDOW if more else None)
 
-    def _tally(self, query: SearchQuery, source: str, where: str, params: list[Any]
-               ) -> tuple[int, dict[str, dict[str, int]]]:
-        """The number of matches and every facet asked for, in one pass over the matches: a count and a
-        GROUP BY per facet each cost a pass (words search on 100,000 articles: p95 151 ms with the facets,
-        44 ms without). Counts as the module's facets define them: the most frequent values first (then by
-        value), "day" the most recent days in date order, "topic" from the stored list of topics."""
-        wanted = [name for name in _FACET_COLUMNS if name in query.facets]
-        if not wanted:
-            return self.db.execute(f"SELECT count(*) {source} {where}", params).fetchone()[0], {}
-        rows = self.db.execute(f"SELECT {', '.join(_FACET_COLUMNS[name] for name in wanted)} {source} {where}",
-                               params).fetchall()
-        facets = {}
-        for name, values in zip(wanted, list(zip(*rows)) if rows else [()] * len(wanted)):
-            if name == "topic":
-                counts = Counter(topic for value in values if value != "[]" for topic in json.loads(value))
-            else:
-                counts = Counter(values)
-                counts.pop(None, None)
-            if name == "day":
-                facets[name] = {day: counts[day] for day in sorted(counts)[-query.facet_size:]}
-            else:
-                top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: query.facet_size]
-                facets[name] = dict(top)
-        return len(rows), facets
+    def _window(self, query: SearchQuery, match: str) -> tuple[list[tuple[Any, ...]], bool]:
+        """The newest SEARCH_WINDOW matches (the oldest, for `sort="oldest"`), each as seq, score and
+        `_WINDOW_COLUMNS`, and whether more matched. With text, the full-text index drives, newest first by
+        seq (the order articles were first archived), through the narrow `article_facets` rows; a browse
+        walks the articles' published_at indexes."""
+        weights = ", ".join(str(weight) for weight in BM25_WEIGHTS)
+        oldest = query.sort == "oldest"
+        if match:
+            source, where, params = _matching(query, match, table="article_facets")
+            score = f"-bm25(articles_fts, {weights})"
+            order = "articles_fts.rowid " + ("ASC" if oldest else "DESC")
+        else:
+            source, where, params = _matching(query, match)
+            score = "0.0"
+            order = "a.published_at ASC, a.id" if oldest else "a.published_at DESC, a.id"
+        rows = self.db.execute(
+            f"SELECT a.seq, {score}, {_WINDOW_COLUMNS} {source} {where} ORDER BY {order} LIMIT ?",
+            [*params, SEARCH_WINDOW + 1],
+        ).fetchall()
+        return rows[:SEARCH_WINDOW], len(rows) > SEARCH_WINDOW
 
-    def _highlights(self, match: str, seqs: list[int]) -> dict[int, tuple[str, str, str]]:
+    def _total(self, query: SearchQuery, match: str) -> tuple[int, bool]:
+        """(total, exact) of a query that matched more than its window: counted when that is cheap (no filter:
+        FTS5 counts from its index, a browse counts the table), else the window as a lower bound."""
+        filtered = (query.sources or query.languages or query.topics or query.story_ids
+                    or query.date_from is not None or query.date_to is not None)
+        if filtered:
+            return SEARCH_WINDOW, False
+        if match:
+            sql, params = "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [match]
+        else:
+            sql, params = "SELECT count(*) FROM article_facets", []
+        return int(self.db.execute(sql, params).fetchone()[0]), True
+
+    def _ids(self, seqs: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for start in range(0, len(seqs), KNN_CHUNK // 8):  # within SQLite's bound on parameters
+            chunk = list(seqs[start : start + KNN_CHUNK // 8])
+            found.update(self.db.execute(f"SELECT seq, id FROM articles WHERE seq IN ({_placeholders(chunk)})",
+                                         chunk).fetchall())
+        return found
+
+    def _docs(self, seqs: Sequence[int]) -> dict[int, ArticleDoc]:
         if not seqs:
             return {}
-        marks = ", ".join(f"highlight(articles_fts, {column}, ?, ?)" for column in range(3))
         rows = self.db.execute(
-            f"SELECT rowid, {marks} FROM articles_fts WHERE articles_fts MATCH ? "
-            f"AND rowid IN ({_placeholders(seqs)})",
-            [HL_START, HL_END] * 3 + [match, *seqs],
+            f"SELECT seq, {_ARTICLE_COLUMNS} FROM articles WHERE seq IN ({_placeholders(seqs)})", list(seqs)
         ).fetchall()
-        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+        return {row[0]: _article(row[1:]) for row in rows}
+
+    def _highlights(self, match: str, seqs: list[int]) -> dict[int, tuple[str, str, str]]:
+        """The page's articles marked up by FTS5's `highlight`, in a scratch full-text table of just those rows
+        (same definition, same folded text): a MATCH in the archive's own table builds the expression's
+        whole doclist first, and a prefix (`missile*` in a million articles) costs 20 ms that way."""
+        if not seqs:
+            return {}
+        rows = self.db.execute(f"SELECT rowid, title, summary, content FROM articles_fts "
+                               f"WHERE rowid IN ({_placeholders(seqs)})", seqs).fetchall()
+        scratch = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            scratch.execute(_FTS_DDL)
+            scratch.executemany("INSERT INTO articles_fts (rowid, title, summary, content) VALUES (?, ?, ?, ?)", rows)
+            marks = ", ".join(f"highlight(articles_fts, {column}, ?, ?)" for column in range(3))
+            found = scratch.execute(f"SELECT rowid, {marks} FROM articles_fts WHERE articles_fts MATCH ?",
+                                    [HL_START, HL_END] * 3 + [match]).fetchall()
+        finally:
+            scratch.close()
+        return {row[0]: (row[1], row[2], row[3]) for row in found}
 
     def nearest(
         self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None, model: str | None = None
@@ -570,21 +636,10 @@ class SQLiteArchive(ArchiveBackend):
 
     def _ranking(self, query: SearchQuery, match: str) -> list[tuple[int, Hit]]:
         """The page of `search(query)`'s hits, without highlights, each with its seq."""
-        source, where, params = _matching(query, match)
-        weights = ", ".join(str(weight) for weight in BM25_WEIGHTS)
-        score = f"-bm25(articles_fts, {weights})" if match else "0.0"
-        if query.sort == "oldest":
-            order = "a.published_at ASC, a.id"
-        elif query.sort == "relevance" and match:
-            order = "1 DESC, a.published_at DESC, a.id"
-        else:  # newest, and relevance without text (a browse)
-            order = "a.published_at DESC, a.id"
-        rows = self.db.execute(
-            f"SELECT {score}, a.seq, {_prefixed(_ARTICLE_COLUMNS)} {source} {where} "
-            f"ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.per_page, query.offset],
-        ).fetchall()
-        return [(row[1], Hit((doc := _article(row[2:])).id, float(row[0]), doc)) for row in rows]
+        rows, _ = self._window(query, match)
+        page = _page(query, match, rows, self._ids)
+        docs = self._docs([row[_SEQ] for row in page])
+        return [(row[_SEQ], Hit(docs[row[_SEQ]].id, float(row[_SCORE]), docs[row[_SEQ]])) for row in page]
 
     def _stamp_now(self) -> str:
         """The time a write stamps (never before the rebuild mark, as in `_bulk`)."""
@@ -647,13 +702,7 @@ class SQLiteArchive(ArchiveBackend):
         return top_k(target, _chunks(cursor), k)
 
     def _hits(self, best: list[tuple[int, float]]) -> list[Hit]:
-        if not best:
-            return []
-        seqs = [seq for seq, _ in best]
-        rows = self.db.execute(
-            f"SELECT seq, {_ARTICLE_COLUMNS} FROM articles WHERE seq IN ({_placeholders(seqs)})", seqs
-        ).fetchall()
-        docs = {row[0]: _article(row[1:]) for row in rows}
+        docs = self._docs([seq for seq, _ in best])
         return [Hit(docs[seq].id, score, docs[seq]) for seq, score in best if seq in docs]
 
 
@@ -700,6 +749,9 @@ def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding:
     )
     db.execute("DELETE FROM article_topics WHERE seq = ?", (seq,))
     db.executemany("INSERT INTO article_topics (topic, seq) VALUES (?, ?)", [(topic, seq) for topic in topics])
+    db.execute(f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_TABLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+               (seq, _ts(doc.published_at), doc.source, doc.language, doc.story_id,
+                json.dumps(topics, ensure_ascii=False)))
     return int(seq)
 
 
@@ -711,18 +763,60 @@ def _matches_everything(query: SearchQuery) -> bool:
     return parse_query(query.text).empty and not any(filters)
 
 
-def _matching(query: SearchQuery, match: str) -> tuple[str, str, list[Any]]:
-    """FROM and WHERE clauses (and their parameters) of the articles matching `query`'s text and filters.
+def _page(query: SearchQuery, match: str, rows: list[tuple[Any, ...]],
+          ids: Callable[[list[int]], dict[int, str]]) -> list[tuple[Any, ...]]:
+    """The window rows of the page asked for, in the order of `query.sort`: relevance (with text) by score,
+    then newest; newest; oldest; ties by id (`ids`: seq -> id, asked for those rows only). Only the rows that
+    can be on the page or before it are sorted: those at least as far up the first key as the last such row
+    (ties included)."""
+    relevance = query.sort == "relevance" and bool(match)
+    first = itemgetter(_SCORE if relevance else _PUBLISHED)
+    descending = query.sort != "oldest"
+    wanted = query.offset + query.per_page
+    if len(rows) > wanted:
+        edge = first((heapq.nlargest if descending else heapq.nsmallest)(wanted, rows, key=first)[-1])
+        rows = [row for row in rows if (first(row) >= edge if descending else first(row) <= edge)]
+    known = ids([row[_SEQ] for row in rows])
+    ordered = sorted(rows, key=lambda row: known[row[_SEQ]])  # stable sorts, the last key first
+    if relevance:
+        ordered.sort(key=itemgetter(_PUBLISHED), reverse=True)
+    ordered.sort(key=first, reverse=descending)
+    return ordered[query.offset : wanted]
+
+
+def _facets(query: SearchQuery, rows: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+    """The facets asked for, counted over window rows: the most frequent values first (then by value), "day"
+    the most recent days in date order, "topic" from the stored list of topics."""
+    facets: dict[str, dict[str, int]] = {}
+    for name in query.facets:
+        at = _FACET_AT[name]
+        if name == "topic":
+            counts = Counter(topic for row in rows if row[at] != "[]" for topic in json.loads(row[at]))
+        elif name == "day":
+            counts = Counter(row[at][:10] for row in rows)
+        else:
+            counts = Counter(row[at] for row in rows)
+            counts.pop(None, None)
+        if name == "day":
+            facets[name] = {day: counts[day] for day in sorted(counts)[-query.facet_size:]}
+        else:
+            facets[name] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: query.facet_size])
+    return facets
+
+
+def _matching(query: SearchQuery, match: str, table: str = "articles") -> tuple[str, str, list[Any]]:
+    """FROM and WHERE clauses (and their parameters) of the articles matching `query`'s text and filters, as
+    rows `a` of `table`: `articles`, or the narrow `article_facets` (the filtered columns only).
 
     Only placeholders carry values; the SQL text is built from constants."""
     conditions: list[str] = []
     params: list[Any] = []
     if match:
-        source = "FROM articles_fts JOIN articles a ON a.seq = articles_fts.rowid"
+        source = f"FROM articles_fts JOIN {table} a ON a.seq = articles_fts.rowid"
         conditions.append("articles_fts MATCH ?")
         params.append(match)
     else:
-        source = "FROM articles a"
+        source = f"FROM {table} a"
     if query.date_from is not None:
         conditions.append("a.published_at >= ?")
         params.append(_ts(query.date_from))
@@ -750,10 +844,6 @@ def _matching(query: SearchQuery, match: str) -> tuple[str, str, list[Any]]:
 
 def _placeholders(values: Any) -> str:
     return ", ".join("?" for _ in values)
-
-
-def _prefixed(columns: str) -> str:
-    return ", ".join(f"a.{column.strip()}" for column in columns.split(","))
 
 
 def _chunks(cursor: sqlite3.Cursor) -> Iterator[list[tuple[int, bytes]]]:

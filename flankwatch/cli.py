@@ -208,7 +208,8 @@ def search(
         used, result = run_search(settings, backend, request, mode)
     if as_json:
         print(json.dumps({
-            "mode": used, "total": result.total, "facets": result.facets,
+            "mode": used, "total": result.total, "total_exact": result.total_exact, "window": result.window,
+            "facets": result.facets,
             "hits": [{"id": h.id, "score": h.score, "title": h.doc.title, "url": h.doc.url, "source": h.doc.source,
                       "language": h.doc.language, "published_at": h.doc.published_at.isoformat(),
                       "story_id": h.doc.story_id, "highlights": h.highlights} for h in result.hits],

@@ -30,7 +30,12 @@ MODE_NAMES = {"meaning": "meaning", "hybrid": "words and meaning"}
 
 def search_table(result: SearchResult, mode: str = "words") -> Table:
     first = (result.page - 1) * result.per_page + 1
-    found = f"{result.total} hits" if mode == "words" else f"best {result.total} by {MODE_NAMES[mode]}"
+    if mode == "words":
+        found = f"{'more than ' if not result.total_exact else ''}{result.total:,} hits"
+        if result.window:
+            found += f" (ranked and counted: the newest {result.window:,})"
+    else:
+        found = f"best {result.total} by {MODE_NAMES[mode]}"
     table = Table(title=f"{found} (showing {first}-{first + len(result.hits) - 1})" if result.hits else found,
                   show_lines=True)
     table.add_column("published", no_wrap=True)

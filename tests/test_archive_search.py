@@ -104,7 +104,7 @@ def test_a_version_1_archive_upgrades_in_place(tmp_path: Path) -> None:
         db.execute("DROP TABLE meta")
         db.execute("PRAGMA user_version=1")
     with _open(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert upgraded.count()["articles"] == len(CORPUS)
         upgraded.save_search(SAVED[0])
         upgraded.begin_rebuild()
@@ -122,7 +122,7 @@ def test_a_version_2_archive_gets_the_embedding_model_column(tmp_path: Path) -> 
         db.execute("ALTER TABLE articles DROP COLUMN embedding_model")
         db.execute("PRAGMA user_version=2")
     with _open(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert upgraded.count()["articles"] == len(CORPUS)
         with_vectors = sum(1 for doc in CORPUS if doc.embedding is not None)
         assert upgraded.vector_models() == {"unknown": with_vectors}  # kept, but of no known model
@@ -131,6 +131,60 @@ def test_a_version_2_archive_gets_the_embedding_model_column(tmp_path: Path) -> 
         plan = " ".join(str(row) for row in upgraded.db.execute(
             "EXPLAIN QUERY PLAN SELECT count(*) FROM articles WHERE embedding_model = 'm'"))
         assert "articles_embedding_model" in plan
+
+
+def test_a_version_3_archive_gets_the_facet_rows_of_its_articles(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    with _open(path) as old:
+        old.index_articles(CORPUS)
+        before = old.search(SearchQuery(text="brigade"))
+    with sqlite3.connect(path) as db:  # what version 3 had: no narrow facet rows
+        db.execute("DROP TABLE article_facets")
+        db.execute("PRAGMA user_version=3")
+    with _open(path) as upgraded:
+        assert upgraded.db.execute("SELECT count(*) FROM article_facets").fetchone()[0] == len(CORPUS)
+        after = upgraded.search(SearchQuery(text="brigade"))
+        assert [hit.id for hit in after.hits] == [hit.id for hit in before.hits] != []
+        assert after.facets == before.facets and after.total == before.total
+        upgraded.delete_articles([before.hits[0].id])  # the facet row goes with its article
+        assert upgraded.db.execute("SELECT count(*) FROM article_facets").fetchone()[0] == len(CORPUS) - 1
+
+
+def test_words_search_reads_a_bounded_window_of_the_newest_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most SEARCH_WINDOW matches are ranked, counted and faceted (the newest by archive order; the oldest
+    for sort=oldest), and the result says so; the total stays exact where counting is cheap."""
+    monkeypatch.setattr(sqlite_archive, "SEARCH_WINDOW", 4)
+    docs = [article(40 + n, f"2024-06-{1 + n:02d} 08:00", f"Convoy {n} near Rukla", "Drill.",
+                    source="LRT" if n % 2 else "BNS", language="lt" if n < 3 else "en") for n in range(7)]
+    with _open(tmp_path / "archive.db") as store:
+        store.index_articles(docs)
+        result = store.search(SearchQuery(text="Rukla", sort="newest"))
+        assert [hit.id for hit in result.hits] == ["a46", "a45", "a44", "a43"]
+        assert (result.total, result.total_exact, result.window) == (7, True, 4)  # FTS5 counts it alone
+        assert sum(result.facets["source"].values()) == 4 and result.facets["language"] == {"en": 4}
+        assert result.pages == 1  # what can be reached, not what matched
+        oldest = store.search(SearchQuery(text="Rukla", sort="oldest"))
+        assert [hit.id for hit in oldest.hits] == ["a40", "a41", "a42", "a43"]
+        relevance = store.search(SearchQuery(text="Rukla"))
+        assert {hit.id for hit in relevance.hits} == {"a43", "a44", "a45", "a46"}
+        filtered = store.search(SearchQuery(text="convoy", sources=["LRT", "BNS"]))
+        assert (filtered.total, filtered.total_exact, filtered.window) == (4, False, 4)  # a lower bound
+        few = store.search(SearchQuery(text="Rukla", languages=["lt"]))
+        assert (few.total, few.total_exact, few.window) == (3, True, None)  # all matches fit: exact
+        assert [hit.id for hit in store.search(SearchQuery(text="Rukla", page=3, per_page=2)).hits] == []  # past the window
+        browse = store.search(SearchQuery(sources=["LRT", "BNS"]))
+        assert ([hit.id for hit in browse.hits], browse.total_exact) == (["a46", "a45", "a44", "a43"], False)
+        everything = store.search(SearchQuery())
+        assert (everything.total, everything.total_exact) == (7, True)
+
+
+def test_words_search_reads_narrow_rows_with_the_text_index_driving(archive: SQLiteArchive) -> None:
+    plan = " ".join(str(row) for row in archive.db.execute(
+        "EXPLAIN QUERY PLAN SELECT a.seq FROM articles_fts JOIN article_facets a ON a.seq = articles_fts.rowid "
+        "WHERE articles_fts MATCH 'brigade' AND +a.language IN ('en') ORDER BY articles_fts.rowid DESC LIMIT 5"))
+    assert "SCAN articles_fts VIRTUAL TABLE" in plan and "TEMP B-TREE" not in plan
 
 
 def test_a_newer_archive_is_refused(tmp_path: Path) -> None:

@@ -311,6 +311,17 @@ def test_json_twin_has_hits_facets_and_story_headlines(client):
     assert browse["total"] == len(ARTICLES) and browse["hits"][0]["title"].startswith("=HYPERLINK")
 
 
+def test_a_search_beyond_the_window_says_what_it_counted(client, monkeypatch):
+    import archive.sqlite as sqlite_archive
+
+    monkeypatch.setattr(sqlite_archive, "SEARCH_WINDOW", 3)
+    page = client.get("/", params={"q": "brigade", "source": ["LRT English", "Tagesschau", "ERR News", SCRIPT]})
+    assert "more than 3 articles; ranked, counted and shown: the newest 3" in page.text
+    data = client.get("/api/search", params={"q": "brigade", "mode": "words"}).json()
+    assert (data["total"], data["total_exact"], data["window"], data["pages"]) == (5, True, 3, 1)
+    assert len(data["hits"]) == 3 and sum(data["facets"]["source"].values()) == 3
+
+
 def test_csv_download_with_the_formula_guard(client):
     response = client.get("/api/search.csv", params={"q": "brigade", "mode": "words", "all": "1"})
     assert response.status_code == 200

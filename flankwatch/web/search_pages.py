@@ -553,8 +553,8 @@ def search_api(request: Request, form: SearchForm = Depends(search_form)) -> Res
         return _bad(str(exc))
     headlines = story_headlines(settings, _page_story_ids(form, result))
     return JSONResponse({
-        "mode": used, "total": result.total, "page": result.page, "per_page": result.per_page,
-        "pages": result.pages, "query": form.to_dict(),
+        "mode": used, "total": result.total, "total_exact": result.total_exact, "window": result.window,
+        "page": result.page, "per_page": result.per_page, "pages": result.pages, "query": form.to_dict(),
         "hits": [_hit_json(hit, headlines) for hit in result.hits],
         "facets": result.facets, "story_headlines": headlines,
         "markers": {"start": HL_START, "end": HL_END},
