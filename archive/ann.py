@@ -15,8 +15,10 @@ searches the segments of the filter's languages only. Per language there are sea
 `SEGMENT_MAX` vectors and one open segment; deltas hold any language. Every `index_articles` call, inside its
 own write transaction, saves the vectors of its documents as a delta segment (a small graph of its own: cheap
 to build and save) and hands them to the open segments of their languages, which the writing process keeps in
-memory; once `DELTAS_MAX` deltas wait for them (or the writer closes the archive) those take the vectors (one
-add on all cores), are saved as new files, and the deltas go; an open segment is sealed at `SEGMENT_MAX`.
+memory: a background thread adds them to those graphs while the writer goes on with its next batch (off the
+write path); once `DELTAS_MAX` deltas wait for them (or the writer closes the archive) the writer waits for
+those adds, the open segments are saved as new files, and the deltas go; an open segment is sealed at
+`SEGMENT_MAX`.
 The rows and the files commit together: a replaced or dropped file is removed after the commit, a new one if
 the transaction rolls back. So each vector is inserted into one large graph once, and a reader searches a
 few large segments per language and at most `DELTAS_MAX` small ones. A document re-indexed with the vector it
@@ -46,6 +48,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,12 +265,50 @@ DELTA_PART = "*"
 @dataclass
 class _Part:
     """One language's open segment in a writer's memory: the file it was loaded from (None: not saved yet),
-    its graph, and the vectors of the deltas written since, which go into the graph in one add (on all
-    cores) when the segment is saved."""
+    its graph, and the vectors of the deltas written since. Each write hands its vectors to a background
+    thread that adds them to the graph while the writer goes on with the next batch (usearch adds without
+    the GIL), so the large graph's inserts are off the write path; `_persist` waits for them (and adds what
+    no thread took: the vectors of deltas reloaded from their files) before it saves the segment."""
 
     file: str | None
     index: Any
     pending: dict[int, np.ndarray] = field(default_factory=dict)
+    adds: list[Future[None]] = field(default_factory=list)  # the background adds of pending vectors
+    added: set[int] = field(default_factory=set)  # pending vectors already in the graph
+    saved: int = 0  # vectors in the graph when it was loaded or last saved
+
+    def add_later(self, vectors: dict[int, np.ndarray]) -> None:
+        keys = np.fromiter(vectors, dtype=np.uint64, count=len(vectors))
+        matrix = np.stack(list(vectors.values())).astype(np.float32)
+
+        def add() -> None:
+            _add(self.index, keys, matrix, threads=1)
+            self.added.update(vectors)
+
+        self.adds.append(_adder().submit(add))
+
+    def settle(self) -> None:
+        """Wait for the background adds (their first error is raised), then add the pending vectors that no
+        thread took, on all cores."""
+        adds, self.adds = self.adds, []
+        for done in adds:
+            done.result()
+        missing = {seq: vector for seq, vector in self.pending.items() if seq not in self.added}
+        if missing:
+            keys = np.fromiter(missing, dtype=np.uint64, count=len(missing))
+            _add(self.index, keys, np.stack(list(missing.values())).astype(np.float32), threads=0)
+
+
+_ADDER: ThreadPoolExecutor | None = None
+
+
+def _adder() -> ThreadPoolExecutor:
+    """The one background thread that adds vectors to open segments, in the order they were written (a
+    vector changed twice is added twice, the later last)."""
+    global _ADDER
+    if _ADDER is None:
+        _ADDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ann-add")
+    return _ADDER
 
 
 @dataclass
@@ -360,11 +401,16 @@ def _append(db: sqlite3.Connection, path: str, model: str, dim: int, vectors: di
     if group is None:  # a file is unreadable: the index is stale
         rebuild(db, path, model, dim, now, changes)
         return
+    by_part: dict[str, dict[int, np.ndarray]] = {}
     for seq, (vector, part) in vectors.items():
-        _part(group, part, dim).pending[seq] = vector
+        by_part.setdefault(part, {})[seq] = vector
+    for part, batch in by_part.items():
+        held = _part(group, part, dim)
+        held.pending.update(batch)
+        held.add_later(batch)
     group.deltas.add(delta_id)
     changes.undo.append(lambda: _forget_open(path, model))  # rolled back: the memory is ahead of the files
-    full = any(len(part.index) + len(part.pending) >= SEGMENT_MAX for part in group.parts.values())
+    full = any(part.saved + len(part.pending) >= SEGMENT_MAX for part in group.parts.values())
     if len(group.deltas) >= DELTAS_MAX or full:
         _persist(db, path, model, group, now, changes)
 
@@ -416,7 +462,7 @@ def _open_group(db: sqlite3.Connection, path: str, model: str, dim: int, exclude
             index = Index.restore(str(_folder(path) / name))
             if index is None or index.ndim != dim:
                 return None
-            group.parts[part] = _Part(name, index)
+            group.parts[part] = _Part(name, index, saved=len(index))
         delta_keys = []
         for delta_id in sorted(deltas):  # the vectors written since the open segments were saved
             view = Index.restore(str(_folder(path) / deltas[delta_id]), view=True)  # (not kept: it will go)
@@ -446,9 +492,8 @@ def _persist(db: sqlite3.Connection, path: str, model: str, group: _Group, now: 
     for name, held in list(group.parts.items()):
         if not held.pending:
             continue
-        keys = np.fromiter(held.pending, dtype=np.uint64, count=len(held.pending))
-        _add(held.index, keys, np.stack(list(held.pending.values())).astype(np.float32), threads=0)
-        held.pending = {}
+        held.settle()
+        held.pending, held.added, held.saved = {}, set(), len(held.index)
         full = len(held.index) >= SEGMENT_MAX
         _, file = _save(db, path, model, held.index, "sealed" if full else "open", name, now, changes,
                         replacing=opens.get(name))

@@ -9,6 +9,7 @@ path, in several segments; performance at scale is `bench/archive_bench.py`'s bu
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -284,6 +285,38 @@ def test_closing_saves_the_open_segment_and_the_next_writer_takes_over_deltas(pa
         for n in (600, 601, 602, 650):
             assert ids(third.nearest(MATRIX[n], k=1, model=MODEL)) == [n]
         assert segment_files(path) == listed(third)
+
+
+def test_open_segments_take_vectors_on_a_background_thread_and_a_failed_add_loses_nothing(
+    archive: SQLiteArchive, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(archive, [doc(n, MATRIX[n]) for n in range(500)])  # the index is built at 500
+    names: list[str] = []
+    failing = False
+    real_add = ann._add
+
+    def watched(index: object, keys: np.ndarray, matrix: np.ndarray, threads: int | None = None) -> None:
+        names.append(threading.current_thread().name)
+        if failing:
+            raise RuntimeError("usearch: out of memory")
+        real_add(index, keys, matrix, threads)
+
+    monkeypatch.setattr(ann, "_add", watched)
+    archive.index_articles([doc(n, MATRIX[n]) for n in range(500, 600)])  # a delta; its vectors go to a thread
+    archive.index_articles([doc(n, MATRIX[n]) for n in range(600, 700)])
+    ann._adder().submit(lambda: None).result()  # the thread has done what it was given
+    assert len(names) == 8 and all(name.startswith("ann-add") for name in names)  # 2 writes x 4 languages
+    before = listed(archive)
+    failing = True
+    with pytest.raises(RuntimeError, match="out of memory"):  # the third delta saves: the failure surfaces
+        archive.index_articles([doc(n, MATRIX[n]) for n in range(800, 900)])
+    assert listed(archive) == before and archive.get_article("d00800") is None  # rolled back, nothing half-kept
+    monkeypatch.undo()
+    put(archive, [doc(n, MATRIX[n]) for n in range(800, 900)], batch=50)  # the writer reloads from its files
+    assert ann.describe(archive.db, str(path))["vectors"] >= 800
+    for n in (510, 650, 820, 899):
+        assert ids(archive.nearest(MATRIX[n], k=1, model=MODEL)) == [n]
+    assert segment_files(path) == listed(archive)
 
 
 def test_the_sqlite_hybrid_is_the_contracts_hybrid(filled: SQLiteArchive) -> None:
