@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
 import secrets
 import sqlite3
@@ -324,6 +325,17 @@ _OPEN: dict[tuple[str, str], _Group] = {}  # (archive, model) -> the writing pro
 
 def _forget_open(path: str, model: str) -> None:
     _OPEN.pop((path, model), None)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has neither the parent's thread nor its adds in flight (waiting for them would never
+    end): it starts its own thread when it writes, and reloads the open segments from their files."""
+    global _ADDER
+    _ADDER = None
+    _OPEN.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def state(db: sqlite3.Connection, model: str) -> tuple[int, str] | None:

@@ -41,8 +41,9 @@ STORY_SORTS: tuple[str, ...] = ("last_seen", "size")
 FACET_FIELDS: tuple[str, ...] = ("source", "language", "topic", "story_id", "day")
 MAX_PER_PAGE = 200
 # Words search reaches at most this many results (page x per_page; a page beyond has no hits), as ES's
-# `max_result_window` (10,000). A backend may also rank, count and facet only the newest this many matches (the SQLite archive: a common word
-# in a million articles matches 100,000 or more, and reading them all costs seconds); it says so in the result.
+# `max_result_window` (10,000). A backend may also rank, count and facet only the newest this many matches
+# (the SQLite archive: a common word in a million articles matches 100,000 or more, and reading them all
+# costs seconds); it says so in the result.
 SEARCH_WINDOW = 10_000
 
 
@@ -221,7 +222,7 @@ class SearchResult:
     @property
     def pages(self) -> int:
         """Pages that can be asked for: a search reaches at most SEARCH_WINDOW results (or its window)."""
-        reachable = min(self.total, self.window or SEARCH_WINDOW, SEARCH_WINDOW)
+        reachable = min(self.total, self.window or SEARCH_WINDOW)
         return (reachable + self.per_page - 1) // self.per_page
 
 

@@ -33,9 +33,9 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from operator import itemgetter
 from dataclasses import replace
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -506,8 +506,10 @@ class SQLiteArchive(ArchiveBackend):
         total, exact = len(rows), True
         if more:
             total, exact = self._total(query, match)
+        # the page's rows read apart (a writer may delete one in between: it is left out)
         page = _page(query, match, rows, self._ids)
         docs = self._docs([row[_SEQ] for row in page])
+        page = [row for row in page if row[_SEQ] in docs]
         marks = self._highlights(match, [row[_SEQ] for row in page]) if match and query.highlight else {}
         hits = []
         for row in page:
@@ -639,7 +641,8 @@ class SQLiteArchive(ArchiveBackend):
         rows, _ = self._window(query, match)
         page = _page(query, match, rows, self._ids)
         docs = self._docs([row[_SEQ] for row in page])
-        return [(row[_SEQ], Hit(docs[row[_SEQ]].id, float(row[_SCORE]), docs[row[_SEQ]])) for row in page]
+        return [(row[_SEQ], Hit(docs[row[_SEQ]].id, float(row[_SCORE]), docs[row[_SEQ]]))
+                for row in page if row[_SEQ] in docs]
 
     def _stamp_now(self) -> str:
         """The time a write stamps (never before the rebuild mark, as in `_bulk`)."""
@@ -777,7 +780,7 @@ def _page(query: SearchQuery, match: str, rows: list[tuple[Any, ...]],
         edge = first((heapq.nlargest if descending else heapq.nsmallest)(wanted, rows, key=first)[-1])
         rows = [row for row in rows if (first(row) >= edge if descending else first(row) <= edge)]
     known = ids([row[_SEQ] for row in rows])
-    ordered = sorted(rows, key=lambda row: known[row[_SEQ]])  # stable sorts, the last key first
+    ordered = sorted(rows, key=lambda row: known.get(row[_SEQ], ""))  # stable sorts, the last key first
     if relevance:
         ordered.sort(key=itemgetter(_PUBLISHED), reverse=True)
     ordered.sort(key=first, reverse=descending)

@@ -8,8 +8,11 @@ path, in several segments; performance at scale is `bench/archive_bench.py`'s bu
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -406,3 +409,29 @@ def test_a_language_filter_is_not_a_post_filter(archive: SQLiteArchive, monkeypa
         assert len(hits) == 10 and all(hit.doc.language == "de" for hit in hits)
         found, total = found + len(set(ids(hits)) & set(truth)), total + len(truth)
     assert found / total >= 0.95
+
+
+def test_a_forked_child_writes_with_its_own_adding_thread(archive: SQLiteArchive, path: Path) -> None:
+    """A child forked while the parent holds open segments (and their adding thread) writes, saves and exits:
+    it does not wait for the parent's thread, which it does not have."""
+    put(archive, [doc(n, MATRIX[n]) for n in range(600)])  # the index, then a delta: the thread exists
+    assert ann._OPEN and ann._ADDER is not None
+    child = os.fork()
+    if child == 0:  # the child: three writes (a save of the open segments among them), then close
+        code = 1
+        try:
+            with SQLiteArchive(path) as store:
+                put(store, [doc(n, MATRIX[n]) for n in range(600, 900)], batch=100)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while (done := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if done[0] == 0:  # it waits for a thread it does not have
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        pytest.fail("the forked child hung on the parent's adding thread")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    for n in (650, 899):
+        assert ids(archive.nearest(MATRIX[n], k=1, model=MODEL)) == [n]
