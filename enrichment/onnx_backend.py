@@ -130,12 +130,17 @@ def padded_batches(ids: list[list[int]], batch_size: int, pad: int) -> list[tupl
     return batches
 
 
+def cores() -> int:
+    """The threads ONNX Runtime may use: `OMP_NUM_THREADS` when set, else every core."""
+    return int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+
+
 def session(path: Path, threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+    threads = threads or cores()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -159,8 +164,7 @@ class OnnxE5Embedder(Embedder):
         self._pad = weights.pad
         path = export()[name]
         if name == ONNX_INT8:  # each text alone (see the module docstring): a session of one thread per core
-            cores = int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
-            self._sessions = [session(path, threads=1) for _ in range(cores)]
+            self._sessions = [session(path, threads=1) for _ in range(cores())]
             self._pool = ThreadPoolExecutor(len(self._sessions), thread_name_prefix="e5-int8")
         else:
             self._session = session(path)
@@ -179,7 +183,7 @@ class OnnxE5Embedder(Embedder):
             # longest first, dealt out in turn: the sessions' shares take about as long
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             shares = [order[start :: len(self._sessions)] for start in range(len(self._sessions))]
-            list(self._pool.map(self._alone, self._sessions, shares, [ids] * len(shares), [out] * len(shares)))
+            list(self._pool.map(lambda runner, share: self._alone(runner, share, ids, out), self._sessions, shares))
             return out
         for index, tokens, mask in padded_batches(ids, max(1, batch_size), self._pad):
             out[index] = self._session.run(None, {"input_ids": tokens, "attention_mask": mask})[0]
