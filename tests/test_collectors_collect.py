@@ -19,7 +19,7 @@ from collectors.normalise import canonical_url
 from core.db import session_scope
 from core.models import Article, Feed, FetchRecord
 from core.settings import Settings
-from collect_support import configure, count, records
+from collect_support import configure, count, records, rss
 from feedserver import FeedServer, closed_port_url
 
 NOW = datetime(2026, 2, 22, 12, 0, tzinfo=timezone.utc)
@@ -505,3 +505,37 @@ def test_a_dead_worker_sends_the_run_back_to_in_process_parsing(shared_data: Pat
     results = asyncio.run(run())
     assert readers.pool_failed and readers.pool is None
     assert list(results) == [read_body(*job)] * 3 and results[0].items_seen == 40
+
+
+def test_a_written_outcome_is_not_held_for_the_rest_of_the_run(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outcome (a feed's parsed articles) is freed once its batch is written: at a million articles, the
+    outcomes held until the end of the run were most of the process's memory. (The batch written last may
+    still be held for a moment by the thread that wrote it, which lets go of its work after handing back the
+    result.)"""
+    import gc
+    import weakref
+
+    import collectors.collect as collect_module
+
+    written: list[weakref.ref] = []
+    alive_at_write: list[int] = []
+    real_write = collect_module.write_outcomes
+
+    def write_outcomes(settings_: Settings, run_id: str, batch: list, now: datetime):  # type: ignore[no-untyped-def]
+        gc.collect()
+        alive_at_write.append(sum(1 for ref in written if ref() is not None))
+        written.extend(weakref.ref(outcome) for outcome in batch)
+        return real_write(settings_, run_id, batch, now)
+
+    monkeypatch.setattr(collect_module, "write_outcomes", write_outcomes)
+    monkeypatch.setattr(collect_module, "BATCH_FEEDS", 2)
+    monkeypatch.setattr(collect_module, "BATCH_MAX", 2)
+    with FeedServer() as server:
+        feeds = {f"feed-{i}": server.serve_bytes(f"/feed-{i}.xml", rss([(i, "Sun, 22 Feb 2026 07:00:00 GMT")]))
+                 for i in range(8)}
+        summary = collect(configure(settings, tmp_path, feeds, fetch_concurrency=1), run_id="run", now=NOW)
+    assert (summary.ok, summary.new_articles) == (8, 8)
+    assert len(alive_at_write) >= 3
+    assert max(alive_at_write) <= 2, alive_at_write  # never more than the batch before (held: 0, 2, 4, 6)
