@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import bindparam, func, or_, select, update
 
@@ -35,6 +36,8 @@ from core.vectors import from_bytes, to_bytes
 from enrichment.embeddings import STATIC_MODEL, Embedder, article_text, get_embedder
 from enrichment.relevance import compile_topics
 from enrichment.screen import Embedded, Screen
+
+T = TypeVar("T")
 
 KINDS = {"lead": True, "headline": False}
 MAX_BATCHES = 256  # mapped tasks of one run at most (Airflow's max_map_length is 1024): batches grow beyond
@@ -103,6 +106,15 @@ def plan_batches(settings: Settings, *, size: int | None = None) -> list[Batch]:
     return [Batch(index, size) for index in range(batches)]
 
 
+def pending_only(rows: Iterable[T]) -> list[T]:
+    """The rows (articles, or rows with `enriched_at`) not enriched yet. The queries read a batch's articles
+    by id alone and leave this test to Python: with `enriched_at IS NULL` in the WHERE, SQLite, which keeps
+    no statistics, read the pending articles through ix_articles_pending_enrich and tested each against the
+    batch's ids: every pending article once per batch (0.6 s a batch of 64 with 970,000 pending, the most
+    of the enrichment stage's time outside the model)."""
+    return [row for row in rows if row.enriched_at is None]
+
+
 _SCREENS: dict[str, Screen] = {}
 
 
@@ -131,10 +143,12 @@ def embed_batch(settings: Settings, *, owner: str, size: int | None = None, at: 
     try:
         with session_scope(settings) as session:
             rows = session.execute(
-                select(Article.id, Article.title, Article.summary, Article.language, Article.updated_at)
-                .where(Article.id.in_(ids), Article.enriched_at.is_(None), Article.claimed_by == owner)
+                select(Article.id, Article.title, Article.summary, Article.language, Article.updated_at,
+                       Article.enriched_at, Article.claimed_by)
+                .where(Article.id.in_(ids))  # by id alone (see `pending_only`)
                 .order_by(Article.published_at, Article.id)
             ).all()
+        rows = [row for row in pending_only(rows) if row.claimed_by == owner]
         if not rows:
             return summary
         screen = _screen(settings, embedder)

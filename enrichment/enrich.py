@@ -31,7 +31,7 @@ from core.db import session_scope
 from core.models import Article
 from core.settings import Settings
 from core.vectors import from_bytes, to_bytes
-from enrichment.batches import stored_ahead
+from enrichment.batches import pending_only, stored_ahead
 from enrichment.clustering import StoryClusterer
 from enrichment.embeddings import Embedder, article_text, get_embedder
 from enrichment.language import detect_language
@@ -117,10 +117,10 @@ def _embed_ahead(settings: Settings, embedder: Embedder, screen: Screen, ids: li
     with session_scope(settings) as session:
         rows = session.execute(
             select(Article.id, Article.title, Article.summary, Article.language, Article.embedding,
-                   Article.embedding_model)
-            .where(Article.id.in_(ids), Article.enriched_at.is_(None))
+                   Article.embedding_model, Article.enriched_at)
+            .where(Article.id.in_(ids))  # pending ones below (see `pending_only`)
         ).all()
-    rows = [row for row in rows if _stored_vector(row.embedding, row.embedding_model, embedder) is None]
+    rows = [row for row in pending_only(rows) if _stored_vector(row.embedding, row.embedding_model, embedder) is None]
     models = {embedder.name} | ({screen.static.name} if screen.static is not None else set())
     ahead = {row.id: stored_ahead(row.title, row.summary, row.embedding, row.embedding_model, models) for row in rows}
     rows = [row for row in rows if ahead[row.id] is None]  # the others a batch embedded (enrichment.batches)
@@ -181,11 +181,11 @@ def _enrich_batch(
     result = _BatchResult()
     with session_scope(settings) as session:
         with clock.step("database"):
-            articles = list(
+            articles = pending_only(
                 session.scalars(
                     select(Article)
                     .options(defer(Article.content, raiseload=True))  # the full body: enrichment reads the lead
-                    .where(Article.id.in_(ids), Article.enriched_at.is_(None))
+                    .where(Article.id.in_(ids))
                     .order_by(Article.published_at, Article.id)
                 )
             )
