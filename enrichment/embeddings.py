@@ -22,6 +22,7 @@ module import: Airflow parses the DAG files that import the stages and must not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -200,11 +201,14 @@ def centred(vectors: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 class Embedder(ABC):
     """A loaded model: `passages` (articles) and `queries` (search queries, topic seeds) give float32,
-    L2-normalised rows, the same for the same input. One call at a time (the model uses every core)."""
+    L2-normalised rows, the same for the same input. One call at a time (the model uses every core), unless
+    the backend says calls may overlap (`concurrent_calls`: sessions that are safe to share, each text's
+    vector its own whatever runs beside it)."""
 
     name: str
     dim: int
     conventions: Conventions
+    concurrent_calls = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -224,7 +228,7 @@ class Embedder(ABC):
     def _embed(self, texts: Sequence[str], query: bool, batch_size: int) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
+        with contextlib.nullcontext() if self.concurrent_calls else self._lock:
             vectors = self._vectors([text or " " for text in texts], query, batch_size)
         return _unit_rows(vectors, len(texts), self.dim)
 

@@ -7,7 +7,10 @@ story updates were rolled back with it, so no article is ever counted twice in a
 Embeddings are computed ahead of the batches, for `EMBED_CHUNK` pending articles in one call: the model
 sorts the texts of a call by length and pads each of its mini-batches to the longest, so one call per
 64-article batch made it read 35% more tokens than one call for all (UCI headlines: 69,177 against 51,287
-word pieces; 1,024 per call: 52,696). A vector computed ahead is used only if the article's text is still the
+word pieces; 1,024 per call: 52,696). The next chunk is embedded on a thread of its own while the batches of
+this one are enriched: the model's sessions run without the GIL, and the batches' work (language, relevance,
+stories, the database: a fifth of the stage outside the model) no longer leaves the cores the model would
+use idle. A vector computed ahead is used only if the article's text is still the
 text that was embedded (the collector may have updated the article meanwhile). What text each article is
 embedded from (title and lead, or the headline alone) is `enrichment.screen`'s choice; the model is loaded,
 and the topics compiled, once per run and passed down.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -280,19 +284,26 @@ def enrich(
     done = 0
     clock = _Clock()
     chunk_size = batch_size * max(1, EMBED_CHUNK // batch_size)
-    for chunk_start in range(0, total, chunk_size):
-        chunk = pending[chunk_start : chunk_start + chunk_size]
-        with clock.step("embedding"):
-            prefetched = _embed_ahead(settings, embedder, screen, chunk)
-        for start in range(0, len(chunk), batch_size):
-            batch = chunk[start : start + batch_size]
-            # committed when it returns
-            result = _enrich_batch(settings, embedder, batch, profiles, clusterer, now, prefetched, clock, screen)
-            _count(summary, result, created, updated)
-            done += len(batch)
-            if progress:
-                progress(done, total)
-            log.info("enriched %d/%d articles (%d relevant so far)", done, total, summary.relevant)
+    chunks = [pending[start : start + chunk_size] for start in range(0, total, chunk_size)]
+    # The next chunk is embedded on a thread of its own while this one's batches are enriched (see the
+    # module docstring): the model's sessions and the batches' Python work share the cores.
+    with ThreadPoolExecutor(1, thread_name_prefix="embed-ahead") as ahead:
+        coming = ahead.submit(_embed_ahead, settings, embedder, screen, chunks[0])
+        for number, chunk in enumerate(chunks):
+            with clock.step("embedding"):  # what the batches wait for (a failure to embed surfaces here)
+                prefetched = coming.result()
+            if number + 1 < len(chunks):
+                coming = ahead.submit(_embed_ahead, settings, embedder, screen, chunks[number + 1])
+            for start in range(0, len(chunk), batch_size):
+                batch = chunk[start : start + batch_size]
+                # committed when it returns
+                result = _enrich_batch(settings, embedder, batch, profiles, clusterer, now, prefetched, clock,
+                                       screen)
+                _count(summary, result, created, updated)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+                log.info("enriched %d/%d articles (%d relevant so far)", done, total, summary.relevant)
     summary.stories_created = len(created)
     summary.stories_updated = len(updated)
     summary.step_seconds = {name: round(seconds, 3) for name, seconds in clock.seconds.items()}

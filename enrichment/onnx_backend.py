@@ -166,6 +166,9 @@ class OnnxE5Embedder(Embedder):
         if name == ONNX_INT8:  # each text alone (see the module docstring): a session of one thread per core
             self._sessions = [session(path, threads=1) for _ in range(cores())]
             self._pool = ThreadPoolExecutor(len(self._sessions), thread_name_prefix="e5-int8")
+            # a text's vector does not depend on what runs beside it, and a session may run in several
+            # threads at once: calls overlap (the enrichment stage embeds ahead while its batches run)
+            self.concurrent_calls = True
         else:
             self._session = session(path)
 
@@ -183,7 +186,12 @@ class OnnxE5Embedder(Embedder):
             # longest first, dealt out in turn: the sessions' shares take about as long
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             shares = [order[start :: len(self._sessions)] for start in range(len(self._sessions))]
-            list(self._pool.map(lambda runner, share: self._alone(runner, share, ids, out), self._sessions, shares))
+            # the first share in the calling thread: a call never waits behind another one's queued shares
+            others = [self._pool.submit(self._alone, runner, share, ids, out)
+                      for runner, share in zip(self._sessions[1:], shares[1:])]
+            self._alone(self._sessions[0], shares[0], ids, out)
+            for other in others:
+                other.result()
             return out
         for index, tokens, mask in padded_batches(ids, max(1, batch_size), self._pad):
             out[index] = self._session.run(None, {"input_ids": tokens, "attention_mask": mask})[0]

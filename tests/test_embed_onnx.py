@@ -75,6 +75,35 @@ def test_a_vector_does_not_depend_on_what_it_is_embedded_with(real_texts, model,
     assert np.array_equal(onnx.passages(real_texts[:40]), onnx.passages(real_texts[:40]))  # one call, one result
 
 
+def test_int8_calls_overlap_and_give_what_they_give_alone(real_texts) -> None:
+    """The enrichment stage embeds the next chunk on a thread while its batches read a few more texts:
+    a short call does not wait for a long one to finish, and both get the vectors of calls one at a time."""
+    import threading
+    import time
+
+    onnx = get_embedder(ONNX_INT8)
+    assert onnx.concurrent_calls
+    many, few = real_texts * 3, real_texts[:2]
+    expected_many, expected_few = onnx.passages(many), onnx.passages(few)
+    got: dict[str, object] = {}
+
+    def long_call() -> None:
+        started = time.perf_counter()
+        got["many"] = onnx.passages(many)
+        got["many_seconds"] = time.perf_counter() - started
+
+    thread = threading.Thread(target=long_call)
+    thread.start()
+    time.sleep(0.2)  # the long call is under way
+    started = time.perf_counter()
+    got["few"] = onnx.passages(few)
+    few_seconds = time.perf_counter() - started
+    thread.join()
+    assert np.array_equal(got["few"], expected_few) and np.array_equal(got["many"], expected_many)
+    # one text's share of the machine beside the long call, not the long call's remaining seconds
+    assert few_seconds < 0.5 * float(got["many_seconds"]), (few_seconds, got["many_seconds"])
+
+
 def test_export_and_distillation_need_no_network(tmp_path) -> None:
     """A fresh export and a (small) distillation where every socket fails: in the process that asks, and in the
     child that builds (a sitecustomize on PYTHONPATH refuses them in both). The asking process never loads
