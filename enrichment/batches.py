@@ -110,7 +110,7 @@ def pending_only(rows: Iterable[T]) -> list[T]:
     """The rows (articles, or rows with `enriched_at`) not enriched yet. The queries read a batch's articles
     by id alone and leave this test to Python: with `enriched_at IS NULL` in the WHERE, SQLite, which keeps
     no statistics, read the pending articles through ix_articles_pending_enrich and tested each against the
-    batch's ids: every pending article once per batch (0.6 s a batch of 64 with 970,000 pending, the most
+    batch's ids: every pending article once per batch (0.6 s a read with 970,000 pending, the most
     of the enrichment stage's time outside the model)."""
     return [row for row in rows if row.enriched_at is None]
 
