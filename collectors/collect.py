@@ -230,10 +230,11 @@ async def _poll_all(settings: Settings, feeds: list[DueFeed], run_id: str, now: 
     # bodies (then their articles) fetched and not yet written: enough to keep every worker busy, every fetch
     # slot in use and a batch filling while the one before is written (~40 MB of outlet feeds)
     room = 2 * BATCH_FEEDS + 2 * max(1, settings.fetch_concurrency) + 4 * worker_count()
+
     async def poll_into_writer(feed: DueFeed) -> None:
         # The outcome goes to the writer from the task itself, which returns nothing: a finished task kept
-        # its outcome (the feed's parsed articles) for as long as `tasks` lives, the whole run, and at
-        # 1,000,000 articles those were 2.5 GiB.
+        # its outcome (the feed's parsed articles) for as long as `tasks` lives, the whole run: at 1,000,000
+        # articles the collect stage peaked at 2.8 GiB of RSS with them, 1.1 GiB without.
         writer.put(await poll_feed(client, feed, settings, now, limiter, readers))  # poll_feed never raises
 
     async with make_client(settings) as client, Readers(room=room) as readers:

@@ -9,8 +9,8 @@ sorts the texts of a call by length and pads each of its mini-batches to the lon
 64-article batch made it read 35% more tokens than one call for all (UCI headlines: 69,177 against 51,287
 word pieces; 1,024 per call: 52,696). The next chunk is embedded on a thread of its own while the batches of
 this one are enriched: the model's sessions run without the GIL, and the batches' work (language, relevance,
-stories, the database: a fifth of the stage outside the model) no longer leaves the cores the model would
-use idle. A vector computed ahead is used only if the article's text is still the
+stories, the database: a tenth of the stage at 1,000,000 articles) no longer leaves the cores the model
+would use idle. A vector computed ahead is used only if the article's text is still the
 text that was embedded (the collector may have updated the article meanwhile). What text each article is
 embedded from (title and lead, or the headline alone) is `enrichment.screen`'s choice; the model is loaded,
 and the topics compiled, once per run and passed down.
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -124,7 +124,8 @@ def _embed_ahead(settings: Settings, embedder: Embedder, screen: Screen, ids: li
                    Article.embedding_model, Article.enriched_at)
             .where(Article.id.in_(ids))  # pending ones below (see `pending_only`)
         ).all()
-    rows = [row for row in pending_only(rows) if _stored_vector(row.embedding, row.embedding_model, embedder) is None]
+    rows = [row for row in pending_only(rows)
+            if _stored_vector(row.embedding, row.embedding_model, embedder) is None]
     models = {embedder.name} | ({screen.static.name} if screen.static is not None else set())
     ahead = {row.id: stored_ahead(row.title, row.summary, row.embedding, row.embedding_model, models) for row in rows}
     rows = [row for row in rows if ahead[row.id] is None]  # the others a batch embedded (enrichment.batches)

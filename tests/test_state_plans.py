@@ -109,7 +109,7 @@ HOT = [
     ("articles.id IN", "collect", "ix_articles_title"),
     ("FROM articles WHERE articles.enriched_at IS NULL ORDER BY", "enrich", "ix_articles_pending_enrich"),
     # a batch's articles by their ids, not the pending ones tested against the ids (see enrichment.batches.
-    # pending_only: with 970,000 pending, 0.6 s a batch)
+    # pending_only: with 970,000 pending, 0.6 s a read)
     ("FROM articles WHERE articles.id IN", "enrich", "sqlite_autoindex_articles_1|articles_pkey"),
 ]
 
