@@ -67,7 +67,8 @@ class EnrichSummary:
     reembedded: int = 0
     story_ids: list[str] = field(default_factory=list)  # stories created or updated, in order
     # seconds per step (language, embedding, relevance, clustering, database: loading, flushing and
-    # committing the batches): where a slow run spends its time
+    # committing the batches): where a slow run spends its time. "embedding" is what the batches waited for
+    # vectors: a chunk embedded ahead while the batches before it ran costs only what was left of it
     step_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
