@@ -51,6 +51,16 @@ def ids(archive: SQLiteArchive, text: str = "", **filters: object) -> list[str]:
     return [hit.id for hit in archive.search(SearchQuery(text=text, per_page=100, **filters)).hits]  # type: ignore[arg-type]
 
 
+def test_each_connection_gets_a_page_cache_sized_for_a_words_window(tmp_path: Path) -> None:
+    # SQLite's default (2 MiB) made a words search at 1,000,000 articles read its window's rows from the OS cache
+    archive = SQLiteArchive(tmp_path / "archive.db")
+    try:
+        assert archive.db.execute("PRAGMA cache_size").fetchone()[0] == -sqlite_archive.CACHE_KIB
+        assert sqlite_archive.CACHE_KIB >= 32_768
+    finally:
+        archive.close()
+
+
 def test_naive_dates_are_rejected() -> None:
     with pytest.raises(ValueError):
         SearchQuery(date_from=datetime(2024, 5, 1))
