@@ -198,8 +198,9 @@ class SQLiteArchive(ArchiveBackend):
         self._db.execute("PRAGMA synchronous=NORMAL")
         # SQLite's default page cache is 2 MiB; a words search at 1,000,000 articles touches about 10,000 rows of
         # `article_facets` and of the full-text docsize table, which then came from the OS cache each time
-        # (bench/archive_bench.py at 1,000,000, runs alternated: words p95 54-66 -> 51-57 ms; without facets
-        # and highlights 46-49 -> 36-39 ms).
+        # (bench/archive_bench.py at 1,000,000, one connection for all its searches, runs alternated: words p95
+        # 54-66 -> 51-57 ms; without facets and highlights 46-49 -> 36-39 ms). The cache lives as long as the
+        # connection: the web app and the CLI open an archive per request, so a search there starts cold.
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         # (seq, model, vector, language) of a write's new or changed vectors, for the ANN
         self._written: list[tuple[int, str, np.ndarray, str | None]] = []
