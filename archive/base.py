@@ -307,17 +307,21 @@ class ArchiveBackend(ABC):
         it); None compares every stored embedding."""
 
     def hybrid(
-        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
+        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None,
+        vector_hits: Sequence[Hit] | None = None,
     ) -> list[Hit]:
         """Text and vector ranking fused: the `k` best articles by reciprocal rank fusion (RRF) of the text
         ranking of `query` (its filters apply to both) and the kNN ranking of `vector` (over `model`'s
         embeddings, as `nearest`). `score` is the fused score; hits of the text ranking keep their
-        highlights when `query.highlight`. This default fuses in the client; a backend may fuse server-side
-        (ES retrievers) instead."""
+        highlights when `query.highlight`. `vector_hits`: a kNN ranking the caller made instead (the nearest
+        over two models' vectors, flankwatch.search; `max(k, RRF_WINDOW)` of them), fused in place of
+        `nearest(vector)`. This default fuses in the client; a backend may fuse server-side (ES retrievers)
+        instead."""
         window = max(k, RRF_WINDOW)
         text_query = replace(query, page=1, per_page=min(window, MAX_PER_PAGE), facets=())
         text_hits = self.search(text_query).hits if query.text.strip() else []
-        vector_hits = self.nearest(vector, k=window, query=replace(query, text=""), model=model)
+        if vector_hits is None:
+            vector_hits = self.nearest(vector, k=window, query=replace(query, text=""), model=model)
         return fuse_rrf([text_hits, vector_hits], k)
 
     @abstractmethod

@@ -455,16 +455,18 @@ class ElasticsearchArchive(ArchiveBackend):
         return parse_nearest_response(response)
 
     def hybrid(
-        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
+        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None,
+        vector_hits: Sequence[Hit] | None = None,
     ) -> list[Hit]:
         """Server-side RRF (`rrf` retriever over a standard and a knn retriever) where the licence allows
         it: RRF is an Enterprise feature in ES 9 (`RRFRankPlugin`: License.OperationMode.ENTERPRISE), so
         a basic or platinum cluster gets the base class's client-side fusion of `search` and `nearest`
         instead: same formula, rank constant and window; only ties may order differently. Text-less
-        queries always fuse in the client (one ranking: the kNN one, as the base class does)."""
+        queries always fuse in the client (one ranking: the kNN one, as the base class does), and so does a
+        kNN ranking the caller made (`vector_hits`)."""
         if k <= 0:
             return []
-        if not parse_query(query.text).empty and self._server_rrf():
+        if vector_hits is None and not parse_query(query.text).empty and self._server_rrf():
             body = hybrid_body(query, vector, k, model)
             try:
                 with self._calling("hybrid search"):
@@ -474,7 +476,7 @@ class ElasticsearchArchive(ArchiveBackend):
                 if not _licence_refused(exc.__cause__):
                     raise
                 self._rrf = False  # the licence changed since it was read: fuse in the client from now on
-        return super().hybrid(query, vector, k, model)
+        return super().hybrid(query, vector, k, model, vector_hits)
 
     def _server_rrf(self) -> bool:
         """Read `GET _license` once: may this cluster fuse server-side? A user without the `monitor`

@@ -622,7 +622,8 @@ class SQLiteArchive(ArchiveBackend):
         return self._hits(self._exact(target, k, source, where, params))
 
     def hybrid(
-        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None
+        self, query: SearchQuery, vector: np.ndarray, k: int = 20, model: str | None = None,
+        vector_hits: Sequence[Hit] | None = None,
     ) -> list[Hit]:
         """As `ArchiveBackend.hybrid` (same rankings, same fusion, same highlights), but the text ranking is
         not a whole `search`: no total count (a second pass over every match) and highlights only for the
@@ -633,7 +634,8 @@ class SQLiteArchive(ArchiveBackend):
         if query.text.strip():
             match = to_fts5(parse_query(query.text))
             ranked = self._ranking(replace(query, page=1, per_page=min(window, MAX_PER_PAGE)), match)
-        vector_hits = self.nearest(vector, k=window, query=replace(query, text=""), model=model)
+        if vector_hits is None:
+            vector_hits = self.nearest(vector, k=window, query=replace(query, text=""), model=model)
         fused = fuse_rrf([[hit for _, hit in ranked], vector_hits], k)
         if match and query.highlight:
             seqs = {hit.id: seq for seq, hit in ranked}

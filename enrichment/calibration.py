@@ -2,12 +2,14 @@
 
     python -m enrichment.calibration relevance [--data ../shared/data]
     python -m enrichment.calibration scale [--data ../shared/data]
+    python -m enrichment.calibration search [--data ../shared/data]
 
 `relevance` scores the replay streams with the configured topics and prints how many items come out
 relevant, with a sample. `scale` fits the configured model's `Conventions.cosine_scale`: the line that maps
 its closeness to the first topic's seeds onto all-MiniLM-L6-v2's (on which the relevance constants were
 set), matching the two models' 90th, 99th and 99.9th percentiles over the English replay streams (no labels:
-the same items, ranked by each model). Clustering is measured on labelled data by `bench/cluster_eval.py`.
+the same items, ranked by each model). `search` fits `Conventions.search_scale` of the configured and the
+static model the same way, on raw cosines of short queries to the items (`search_report`). Clustering is measured on labelled data by `bench/cluster_eval.py`.
 """
 
 from __future__ import annotations
@@ -99,12 +101,48 @@ def scale_report(data: Path) -> tuple[float, float]:
     return float(scale), float(offset)
 
 
+SEARCH_QUERIES = 200
+SEARCH_QUERY_WORDS = 5
+
+
+def search_report(data: Path) -> dict[str, tuple[float, float]]:
+    """Fit and print `Conventions.search_scale` of the configured model and of the static model: the line
+    mapping each one's raw query-passage cosines onto all-MiniLM-L6-v2's, through the same percentiles over
+    every pair of queries (the first topic's English seeds and the first words of 200 headlines, as an
+    analyst types them) and the English replay items."""
+    import random
+
+    import numpy as np
+
+    from enrichment.embeddings import PACKAGED_MODEL, STATIC_MODEL, article_text, get_embedder
+    from enrichment.language import detect_language
+
+    settings = Settings()
+    english = [item for name in ("wsj", "reddit") for item in streams(data)[name]]
+    texts = [article_text(title, summary) for title, summary, _ in english]
+    queries = [seed for seed in settings.topics[0].seeds if detect_language(seed) == "en"]
+    queries += [" ".join(title.split()[:SEARCH_QUERY_WORDS])
+                for title, _, _ in random.Random(1).sample(english, SEARCH_QUERIES)]
+    figures = {}
+    for model in (PACKAGED_MODEL, settings.embedding_model, STATIC_MODEL):
+        embedder = get_embedder(model)
+        raw = embedder.queries(queries) @ embedder.passages(texts, batch_size=64).T
+        figures[model] = np.percentile(raw.ravel(), QUANTILES)
+        print(f"{model}: raw cosine at percentiles {QUANTILES}: {np.round(figures[model], 4).tolist()}")
+    fitted = {}
+    for model in (settings.embedding_model, STATIC_MODEL):
+        scale, offset = np.polyfit(figures[model], figures[PACKAGED_MODEL], 1)
+        fitted[model] = (float(scale), float(offset))
+        print(f"search_scale of {model}: ({scale:.3f}, {offset:.3f})")
+    return fitted
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m enrichment.calibration")
-    parser.add_argument("what", choices=["relevance", "scale"])
+    parser.add_argument("what", choices=["relevance", "scale", "search"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
-    (relevance_report if args.what == "relevance" else scale_report)(args.data)
+    {"relevance": relevance_report, "scale": scale_report, "search": search_report}[args.what](args.data)
     return 0
 
 

@@ -175,6 +175,10 @@ class Conventions:
     # (scale, offset) mapping its centred cosines onto all-MiniLM-L6-v2's, the scale on which the relevance
     # constants were set: fitted by `python -m enrichment.calibration scale` (quantiles on unlabelled streams)
     cosine_scale: tuple[float, float] = (1.0, 0.0)
+    # (scale, offset) mapping its raw query-passage cosines (what an archive's kNN scores) onto all-MiniLM-L6-
+    # v2's, so that the nearest articles of two models rank together (flankwatch.search): fitted by `python -m
+    # enrichment.calibration search`
+    search_scale: tuple[float, float] = (1.0, 0.0)
 
 
 # The gap between generic sentences overstates the gap between two reports of one event, which share names
@@ -183,7 +187,8 @@ class Conventions:
 # it, and SemEval's German-English pairs lose precision as it grows (0.75 without, 0.46 with half).
 LANGUAGE_GAP_SHARE = 0.5
 
-E5_CONVENTIONS = Conventions("query: ", "passage: ", multilingual=True, centred=True, cosine_scale=(1.841, -0.303))
+E5_CONVENTIONS = Conventions("query: ", "passage: ", multilingual=True, centred=True, cosine_scale=(1.841, -0.303),
+                             search_scale=(6.541, -5.072))
 
 
 def _unit_rows(vectors: Any, count: int, dim: int) -> np.ndarray:
@@ -357,7 +362,8 @@ def folder_conventions(path: Path, prompts: dict[str, str]) -> Conventions:
         query, passage = E5_CONVENTIONS.query_prefix, E5_CONVENTIONS.passage_prefix
     e5 = query == E5_CONVENTIONS.query_prefix
     scale = E5_CONVENTIONS.cosine_scale if e5 else (1.0, 0.0)
-    return Conventions(query, passage, multilingual=multilingual, centred=e5, cosine_scale=scale)
+    search = E5_CONVENTIONS.search_scale if e5 else (1.0, 0.0)
+    return Conventions(query, passage, multilingual=multilingual, centred=e5, cosine_scale=scale, search_scale=search)
 
 
 def model_path(model: str) -> Path:

@@ -35,7 +35,8 @@ _build_lock = threading.Lock()
 # Its centred cosines are mapped onto the scale of the relevance constants like e5's are
 # (`Conventions.cosine_scale`): the line through the 90th, 99th and 99.9th percentiles of its closeness to the
 # configured topic's seeds against e5's (int8 ONNX, scaled) over the 13,577 English items of the replay streams.
-STATIC_CONVENTIONS = Conventions(multilingual=True, centred=True, cosine_scale=(3.128, -1.394))
+STATIC_CONVENTIONS = Conventions(multilingual=True, centred=True, cosine_scale=(3.128, -1.394),
+                                 search_scale=(2.663, -1.318))
 
 
 def kept_piece(piece: str) -> bool:

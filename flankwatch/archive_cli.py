@@ -46,6 +46,7 @@ def archive_status(
     from archive.base import ArchiveUnavailable
     from archive.index import status
 
+    from enrichment.embeddings import STATIC_MODEL
     from enrichment.reembed import pending_count
 
     settings = _settings()
@@ -61,7 +62,8 @@ def archive_status(
         problem = str(exc)
     configured = settings.embedding_model
     stale = pending_count(settings, configured)  # in the state DB: vectors of another model
-    foreign = {model: n for model, n in (models or {}).items() if model != configured}
+    # the static screen's vectors (enrichment.screen) are meant to stay: meaning search reads them with it
+    foreign = {model: n for model, n in (models or {}).items() if model not in (configured, STATIC_MODEL)}
     if as_json:
         print(json.dumps({"archive": target(settings), "reachable": held is not None, "error": problem or None,
                           "held": held, "embedding_model": configured, "vector_models": models,

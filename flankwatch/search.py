@@ -4,6 +4,12 @@ The archive cannot embed (it sits below enrichment); the application shell embed
 configured model, as a query ("query: " for e5), and asks the archive for the vectors of that model only.
 A query in one language then finds articles in the others: "Kaliningrad transit ban" finds the Russian and
 Lithuanian reports, which share no word with it.
+
+With `embedding_screen=static` most articles keep the static model's vector (enrichment.screen): a search
+by meaning then also embeds the query with the static model, asks for its nearest articles among those, and
+ranks both lists together, each model's cosine mapped onto one scale (`Conventions.search_scale`:
+all-MiniLM-L6-v2's cosine); a hybrid search fuses the words ranking with that merged ranking, so that a
+screened-out article can come from both rankings as a transformer-read one does.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
-from archive.base import ArchiveBackend, Hit, SearchQuery, SearchResult
+import numpy as np
+
+from archive.base import RRF_WINDOW, ArchiveBackend, Hit, SearchQuery, SearchResult
 from core.settings import Settings
 
 MODES = ("words", "meaning", "hybrid")
@@ -41,15 +49,47 @@ def run_search(
     from enrichment.embeddings import get_embedder
 
     embedder = get_embedder(settings.embedding_model)
-    vector = embedder.queries([query.text])[0]
     wanted = query.page * query.per_page
     if mode == "meaning":
-        hits = backend.nearest(vector, k=wanted, query=replace(query, text=""), model=embedder.name)
+        hits = nearest_by_meaning(settings, backend, query, wanted)
     else:
-        hits = backend.hybrid(query, vector, k=wanted, model=embedder.name)
+        vector = embedder.queries([query.text])[0]
+        merged = (nearest_by_meaning(settings, backend, query, max(wanted, RRF_WINDOW), {embedder.name: vector})
+                  if len(meaning_models(settings)) > 1 else None)
+        hits = backend.hybrid(query, vector, k=wanted, model=embedder.name, vector_hits=merged)
     shown = hits[query.offset : query.offset + query.per_page]
     facets = facets_of(hits, query.facets, query.facet_size)
     return mode, SearchResult(total=len(hits), hits=shown, facets=facets, page=query.page, per_page=query.per_page)
+
+
+def meaning_models(settings: Settings) -> list[str]:
+    """The models whose vectors a meaning search compares: the configured one, and the static model when the
+    static screen leaves articles to it."""
+    from enrichment.embeddings import STATIC_MODEL
+
+    if settings.embedding_screen == "static" and settings.embedding_model != STATIC_MODEL:
+        return [settings.embedding_model, STATIC_MODEL]
+    return [settings.embedding_model]
+
+
+def nearest_by_meaning(settings: Settings, backend: ArchiveBackend, query: SearchQuery, k: int,
+                       embedded: dict[str, np.ndarray] | None = None) -> list[Hit]:
+    """The `k` articles nearest to `query.text` within its filters, over the configured model's vectors and,
+    with the static screen, the static model's (see the module docstring). `score`: the cosine mapped onto
+    `Conventions.search_scale`'s common scale, whichever model made the vector. `embedded`: the query's
+    vectors already made, by model."""
+    from enrichment.embeddings import get_embedder
+
+    hits: list[Hit] = []
+    for model in meaning_models(settings):
+        embedder = get_embedder(model)
+        scale, offset = embedder.conventions.search_scale
+        vector = (embedded or {}).get(model)
+        if vector is None:
+            vector = embedder.queries([query.text])[0]
+        for hit in backend.nearest(vector, k=k, query=replace(query, text=""), model=embedder.name):
+            hits.append(replace(hit, score=round(scale * hit.score + offset, 6)))
+    return sorted(hits, key=lambda hit: (-hit.score, hit.id))[:k]
 
 
 def facets_of(hits: Sequence[Hit], names: Sequence[str], size: int) -> dict[str, dict[str, int]]:

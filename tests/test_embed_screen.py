@@ -44,6 +44,24 @@ def test_nothing_to_screen_without_topics_or_with_a_topic_that_takes_everything(
     assert screen.embed([("Taylor Swift announces new world tour dates", "", "en")])[0].model == embedder.name
 
 
+def test_with_a_broad_topic_every_article_is_read_by_the_transformer(embedder) -> None:
+    """A broad topic (the bench's UCI categories: seeds far apart) ranks every article against the others,
+    which the static model does worse than e5 (relevance_eval macro F1 -0.045): there the static screen
+    reads as `headline` does. The configured narrow topic keeps the static screen."""
+    from relevance_eval import load_profiles
+
+    topics, _ = load_profiles()
+    settings = Settings().model_copy(update={"topics": topics})
+    profiles = compile_topics(settings, embedder)
+    screen = Screen(settings, embedder, profiles, mode="static")
+    assert screen.mode == "headline" and screen.static is None
+    assert set(screen.broad) == {"business", "science-technology", "entertainment"}  # health's seeds: narrow
+    [read] = screen.embed([("Premier League: Arsenal beat Chelsea 2-0", "Goals from Saka and Havertz.", "en")])
+    assert read.model == embedder.name
+    narrow = Screen(Settings(), embedder, compile_topics(Settings(), embedder), mode="static")
+    assert narrow.mode == "static" and narrow.static is not None and narrow.broad == []
+
+
 def test_the_screen_keeps_the_relevant_articles_of_the_replay_streams(configured, embedder, shared_data) -> None:
     """Every replay item the transformer finds relevant is read by it: the candidates (naming a term) by
     construction, the one relevant non-candidate of these streams by the static screen; and a random sample

@@ -12,6 +12,7 @@ from core.db import session_scope
 from core.ids import article_id, stable_id
 from core.models import Article, Story
 from core.vectors import from_bytes, to_bytes
+from enrichment.embeddings import STATIC_MODEL
 from enrichment.enrich import enrich
 
 T0 = datetime(2025, 4, 1, 8, 0, tzinfo=timezone.utc)
@@ -75,7 +76,7 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
     assert set(summary.to_dict()) == {
         "enriched", "relevant", "stories_created", "stories_updated", "headline_only", "promoted", "reembedded",
         "story_ids", "step_seconds"}
-    # the two that name no topic term were embedded by their headline (enrichment.screen)
+    # the two that name no topic term kept the static model's vector (enrichment.screen, the default `static`)
     assert summary.headline_only == 2 and summary.promoted == 0
     assert set(summary.step_seconds) == {"language", "embedding", "relevance", "clustering", "database"}
     assert all(seconds >= 0 for seconds in summary.step_seconds.values()) and summary.step_seconds["embedding"] > 0
@@ -86,7 +87,8 @@ def test_enrich_end_to_end_and_rerun_is_a_no_op(settings, embedder) -> None:
         by_title = {a.title: a for a in articles.values()}
         for article in articles.values():
             assert article.enriched_at == NOW and article.updated_at == NOW
-            assert article.embedding_model == embedder.name
+            screened = article.title in (ARTICLES[1][0], ARTICLES[6][0])
+            assert article.embedding_model == (STATIC_MODEL if screened else embedder.name)
             vector = from_bytes(article.embedding)
             assert vector.shape == (384,) and np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
             assert article.topic == "baltic-deployments" and article.relevance is not None
@@ -145,7 +147,7 @@ def test_existing_embeddings_of_the_same_model_are_kept(settings, embedder) -> N
         same, other = (session.get(Article, i) for i in ids)
         assert np.array_equal(from_bytes(same.embedding), marker)  # not re-embedded
         assert not np.array_equal(from_bytes(other.embedding), marker)
-        assert other.embedding_model == embedder.name
+        assert other.embedding_model == STATIC_MODEL  # re-embedded as the screen says: off-topic, static
 
 
 def test_a_crash_loses_only_the_unfinished_batch(settings, embedder) -> None:
