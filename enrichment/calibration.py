@@ -9,7 +9,8 @@ relevant, with a sample. `scale` fits the configured model's `Conventions.cosine
 its closeness to the first topic's seeds onto all-MiniLM-L6-v2's (on which the relevance constants were
 set), matching the two models' 90th, 99th and 99.9th percentiles over the English replay streams (no labels:
 the same items, ranked by each model). `search` fits `Conventions.search_scale` of the configured and the
-static model the same way, on raw cosines of short queries to the items (`search_report`). Clustering is measured on labelled data by `bench/cluster_eval.py`.
+static model the same way, on raw cosines of short queries to the items (`search_report`). Clustering is
+measured on labelled data by `bench/cluster_eval.py`.
 """
 
 from __future__ import annotations
