@@ -77,14 +77,14 @@ def nearest_by_meaning(settings: Settings, backend: ArchiveBackend, query: Searc
     """The `k` articles nearest to `query.text` within its filters, over the configured model's vectors and,
     with the static screen, the static model's (see the module docstring). `score`: the cosine mapped onto
     `Conventions.search_scale`'s common scale, whichever model made the vector. `embedded`: the query's
-    vectors already made, by model."""
+    vectors already made, by embedder name."""
     from enrichment.embeddings import get_embedder
 
     hits: list[Hit] = []
     for model in meaning_models(settings):
         embedder = get_embedder(model)
         scale, offset = embedder.conventions.search_scale
-        vector = (embedded or {}).get(model)
+        vector = (embedded or {}).get(embedder.name)
         if vector is None:
             vector = embedder.queries([query.text])[0]
         for hit in backend.nearest(vector, k=k, query=replace(query, text=""), model=embedder.name):
