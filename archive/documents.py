@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from archive.base import ArticleDoc, StoryDoc
 from core.models import Article, Story
 from core.vectors import from_bytes
 
+# What `article_doc` reads of an article: a query for documents selects these columns, not whole rows (an
+# Article row also carries its MinHash, reasons and claims, and building ORM objects costs as much again).
+ARTICLE_DOC_COLUMNS = (
+    Article.id, Article.url, Article.title, Article.summary, Article.content, Article.source, Article.language,
+    Article.published_at, Article.relevant, Article.topic, Article.relevance, Article.story_id,
+    Article.embedding, Article.embedding_model,
+)
 
-def article_doc(article: Article) -> ArticleDoc:
-    """The archive document of an article. Its topic counts only once the article was found relevant."""
+
+def article_doc(article: Article | Any) -> ArticleDoc:
+    """The archive document of an article (an `Article`, or a row of `ARTICLE_DOC_COLUMNS`). Its topic counts
+    only once the article was found relevant."""
     return ArticleDoc(
         id=article.id,
         url=article.url,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from archive.backends import open_archive
 from archive.base import ArchiveBackend, IndexReport
-from archive.documents import article_doc, story_doc
+from archive.documents import ARTICLE_DOC_COLUMNS, article_doc, story_doc
 from core.db import session_scope
 from core.models import Article, IndexFailure, Story
 from core.settings import Settings
@@ -94,7 +94,8 @@ def _index_articles(
     settings: Settings, archive: ArchiveBackend, ids: Sequence[str], failed: dict[str, str]
 ) -> int:
     with session_scope(settings) as session:
-        articles = session.scalars(select(Article).where(Article.id.in_(ids))).all()
+        articles = session.execute(
+            select(*ARTICLE_DOC_COLUMNS, Article.updated_at).where(Article.id.in_(ids))).all()
         return len(_send(session, Article, "article", articles, article_doc, archive.index_articles, failed))
 
 

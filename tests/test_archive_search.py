@@ -105,6 +105,22 @@ def test_bad_document_is_reported_not_raised(archive: SQLiteArchive) -> None:
 # --- schema ----------------------------------------------------------------------------------------
 
 
+def test_a_batch_gives_each_article_one_full_text_row_its_last(archive: SQLiteArchive) -> None:
+    """The full-text rows are written once per batch (`_write_full_text`): an article twice in a batch keeps
+    its last text only, and a document rolled back leaves the text it had before."""
+    first = article(40, "2024-05-07 12:00", "Convoy reaches Rukla", "Tanks on the road.", source="X", language="en")
+    second = replace(first, title="Convoy reaches Jonava")
+    existing = next(doc for doc in CORPUS if doc.id == "a01")
+    broken = replace(existing, title="Overwritten headline",
+                     embedding=np.full(DIM, np.nan, dtype=np.float32))
+    report = archive.index_articles([first, broken, second])
+    assert report.indexed == ["a40", "a40"] and list(report.failed) == ["a01"]
+    assert ids(archive, "Rukla") == [] and ids(archive, "Jonava") == ["a40"]
+    assert ids(archive, "Overwritten") == [] and "a01" in ids(archive, "Panzerbrigade")
+    (rows,) = archive.db.execute("SELECT count(*) FROM articles_fts").fetchone()
+    assert rows == archive.count()["articles"] == len(CORPUS) + 1
+
+
 def test_a_version_1_archive_upgrades_in_place(tmp_path: Path) -> None:
     path = tmp_path / "archive.db"
     with _open(path) as old:
