@@ -16,12 +16,13 @@ searches the segments of the filter's languages only. Per language there are sea
 own write transaction, saves the vectors of its documents as a delta segment (a small graph of its own: cheap
 to build and save) and hands them to the open segments of their languages, which the writing process keeps in
 memory: a background thread adds them to those graphs while the writer goes on with its next batch (off the
-write path); once `DELTAS_MAX` deltas wait for them (or the writer closes the archive) the writer waits for
+write path); once `DELTAS_MAX` deltas wait for them, holding a quarter as many vectors as the segments
+(`PERSIST_SHARE`; at `DELTAS_CAP` deltas in any case), or the writer closes the archive, the writer waits for
 those adds, the open segments are saved as new files, and the deltas go; an open segment is sealed at
 `SEGMENT_MAX`.
 The rows and the files commit together: a replaced or dropped file is removed after the commit, a new one if
 the transaction rolls back. So each vector is inserted into one large graph once, and a reader searches a
-few large segments per language and at most `DELTAS_MAX` small ones. A document re-indexed with the vector it
+few large segments per language and at most `DELTAS_CAP` small ones. A document re-indexed with the vector it
 already had is not added again (except during a rebuild). Readers map each file with
 `Index.restore(view=True)` once per process.
 
@@ -61,7 +62,15 @@ from archive import vector_cache
 
 ANN_MIN = 20_000  # a model's vectors from which `nearest` searches the ANN; below, exact brute force (from memory)
 SEGMENT_MAX = 262_144  # vectors in one segment: the open one is sealed there, a rebuild cuts there
-DELTAS_MAX = 16  # delta segments (one per write) after which the writer saves its open segment
+# The writer saves its open segments once DELTAS_MAX delta segments (one per write) wait for them, if those
+# hold PERSIST_SHARE of the vectors the segments held when last saved, and at DELTAS_CAP deltas in any case:
+# a save writes the whole segment (up to 170 MB), so a segment of 200,000 vectors is not written again for
+# every 8,000 new ones (at 700,000 articles the saves were a fifth of the writer's time; 400,000 articles of
+# bench/archive_bench.py: 2,438-2,544 -> 2,901-3,299 articles/s), and a reader searches at most DELTAS_CAP
+# small graphs beside the large ones (each costs a search about 0.3 ms: 63 deltas added 18 ms at 400,000).
+DELTAS_MAX = 16
+PERSIST_SHARE = 0.25
+DELTAS_CAP = 32
 GARBAGE_MAX = 0.5  # stale copies (changed vectors) per live vector from which a model's index is rebuilt
 # HNSW parameters (usearch): M, efConstruction, ef. int8 storage, as ES's int8_hnsw; candidates are rescored.
 CONNECTIVITY = 32  # 16 loses whole clusters of near-duplicate vectors (syndicated copies, updates)
@@ -401,8 +410,8 @@ def on_write(db: sqlite3.Connection, path: str, written: Sequence[tuple[int, str
 def _append(db: sqlite3.Connection, path: str, model: str, dim: int, vectors: dict[int, tuple[np.ndarray, str]],
             now: str, changes: Changes) -> None:
     """The written vectors as a delta segment (a small file of its own, cheap to build and save), and for the
-    writer's open segments of their languages in memory, which take them and are saved once DELTAS_MAX
-    deltas wait for them (their files then go); an open segment is sealed at SEGMENT_MAX vectors. Readers
+    writer's open segments of their languages in memory, which take them and are saved once enough deltas
+    wait for them (`_due`; their files then go); an open segment is sealed at SEGMENT_MAX vectors. Readers
     search all three kinds."""
     keys = np.fromiter(vectors, dtype=np.uint64, count=len(vectors))
     matrix = np.stack([vector for vector, _ in vectors.values()]).astype(np.float32)
@@ -423,8 +432,17 @@ def _append(db: sqlite3.Connection, path: str, model: str, dim: int, vectors: di
     group.deltas.add(delta_id)
     changes.undo.append(lambda: _forget_open(path, model))  # rolled back: the memory is ahead of the files
     full = any(part.saved + len(part.pending) >= SEGMENT_MAX for part in group.parts.values())
-    if len(group.deltas) >= DELTAS_MAX or full:
+    if full or _due(group):
         _persist(db, path, model, group, now, changes)
+
+
+def _due(group: _Group) -> bool:
+    """Whether the open segments are to be saved now (see DELTAS_MAX)."""
+    if len(group.deltas) >= DELTAS_CAP:
+        return True
+    waiting = sum(len(part.pending) for part in group.parts.values())
+    saved = sum(part.saved for part in group.parts.values())
+    return len(group.deltas) >= DELTAS_MAX and waiting >= PERSIST_SHARE * saved
 
 
 def _part(group: _Group, part: str, dim: int) -> _Part:

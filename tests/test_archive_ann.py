@@ -35,6 +35,7 @@ LANGUAGES = ("en", "de", "lt", "ru")
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ann, "ANN_MIN", 500)
     monkeypatch.setattr(ann, "DELTAS_MAX", 3)
+    monkeypatch.setattr(ann, "PERSIST_SHARE", 0.0)  # saved at every DELTAS_MAX deltas (see the test of the share)
     monkeypatch.setattr(ann, "SEGMENT_MAX", 1000)
     monkeypatch.setattr(sqlite_archive, "EXACT_MAX", 300)
 
@@ -288,6 +289,31 @@ def test_closing_saves_the_open_segment_and_the_next_writer_takes_over_deltas(pa
         for n in (600, 601, 602, 650):
             assert ids(third.nearest(MATRIX[n], k=1, model=MODEL)) == [n]
         assert segment_files(path) == listed(third)
+
+
+def test_a_large_open_segment_waits_for_a_share_of_new_vectors_or_the_cap(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ann, "PERSIST_SHARE", 0.5)
+    monkeypatch.setattr(ann, "DELTAS_CAP", 5)
+
+    def deltas(archive: SQLiteArchive) -> int:
+        return archive.db.execute("SELECT count(*) FROM ann_segments WHERE kind = 'delta'").fetchone()[0]
+
+    with SQLiteArchive(path) as archive:
+        archive.ensure_ready()
+        put(archive, [doc(n, MATRIX[n]) for n in range(500)])  # the index is built: 500 vectors saved
+        for n in range(500, 503):  # DELTAS_MAX deltas of one vector each: too few to write 500 again
+            archive.index_articles([doc(n, MATRIX[n])])
+        assert deltas(archive) == 3
+        for n in range(503, 505):  # the cap
+            archive.index_articles([doc(n, MATRIX[n])])
+        assert deltas(archive) == 0
+        put(archive, [doc(n, MATRIX[n]) for n in range(505, 805)], batch=100)  # 300 vectors: half of 505
+        assert deltas(archive) == 0
+        for n in (0, 501, 504, 700, 804):
+            assert ids(archive.nearest(MATRIX[n], k=1, model=MODEL)) == [n]
+        assert segment_files(path) == listed(archive)
 
 
 def test_open_segments_take_vectors_on_a_background_thread_and_a_failed_add_loses_nothing(
