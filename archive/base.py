@@ -351,6 +351,11 @@ class ArchiveBackend(ABC):
         """Articles with an embedding, by the model that made it (`UNKNOWN_MODEL` where none is recorded)."""
 
     @abstractmethod
+    def has_vectors(self, model: str) -> bool:
+        """Whether any article holds a vector that `model` made: one index lookup, where `vector_models`
+        counts every article (for each search, not for a status page)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> ArchiveBackend:

@@ -49,6 +49,7 @@ from archive.es_requests import (
     bulk_error_reason,
     finish_rebuild_actions,
     first_index_aliases,
+    has_vectors_body,
     hits_of,
     hybrid_body,
     index_action,
@@ -59,6 +60,7 @@ from archive.es_requests import (
     nearest_body,
     vector_models_body,
     next_index,
+    parse_has_vectors,
     parse_hybrid_response,
     parse_nearest_response,
     parse_percolate_response,
@@ -436,6 +438,11 @@ class ElasticsearchArchive(ArchiveBackend):
         with self._calling("count vectors by model"):
             response = self.client.search(index=self.names.read("articles"), body=vector_models_body()).body
         return parse_vector_models(response)
+
+    def has_vectors(self, model: str) -> bool:
+        with self._calling("look for vectors of a model"):
+            response = self.client.search(index=self.names.read("articles"), body=has_vectors_body(model)).body
+        return parse_has_vectors(response)
 
     def nearest(
         self, vector: np.ndarray, k: int = 10, query: SearchQuery | None = None, model: str | None = None

@@ -660,6 +660,21 @@ def vector_models_body() -> dict[str, Any]:
     }
 
 
+def has_vectors_body(model: str) -> dict[str, Any]:
+    """Whether any article holds a vector of `model`: its first match ends the search (`terminate_after`)."""
+    return {
+        "size": 0,
+        "terminate_after": 1,
+        "track_total_hits": True,
+        "query": {"bool": {"filter": [{"term": {"embedding_model": model}}, {"exists": {"field": "embedding"}}]}},
+    }
+
+
+def parse_has_vectors(response: Mapping[str, Any]) -> bool:
+    total = (response.get("hits") or {}).get("total") or {}
+    return int(total.get("value", 0) if isinstance(total, Mapping) else total) > 0
+
+
 def parse_vector_models(response: Mapping[str, Any]) -> dict[str, int]:
     aggs = response.get("aggregations") or {}
     counts = {str(b["key"]): int(b["doc_count"]) for b in (aggs.get("models") or {}).get("buckets", [])}

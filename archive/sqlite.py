@@ -500,6 +500,10 @@ class SQLiteArchive(ArchiveBackend):
         stories = self.db.execute("SELECT count(*) FROM stories").fetchone()[0]
         return {"articles": articles, "stories": stories}
 
+    def has_vectors(self, model: str) -> bool:
+        # an embedding_model is only stored with its vector (`_write_article`): the model's index answers
+        return self.db.execute("SELECT 1 FROM articles WHERE embedding_model = ? LIMIT 1", (model,)).fetchone() is not None
+
     def vector_models(self) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT coalesce(embedding_model, ?), count(*) FROM articles WHERE embedding IS NOT NULL "

@@ -74,6 +74,11 @@ def relevance_report(data: Path, sample: int = 15) -> None:
             print(f"  {result.score:.2f} {title[:90]!s} | {result.reason[:120]}")
 
 
+def _english(data: Path) -> list[tuple[str, str, str]]:
+    """The English replay items (title, summary, language hint) the fits read: WSJ and Reddit world news."""
+    return [item for name in ("wsj", "reddit") for item in streams(data)[name]]
+
+
 def scale_report(data: Path) -> tuple[float, float]:
     """Fit and print (scale, offset) of the configured model against all-MiniLM-L6-v2."""
     import numpy as np
@@ -84,8 +89,7 @@ def scale_report(data: Path) -> tuple[float, float]:
 
     settings = Settings()
     topic = settings.topics[0]
-    english = [item for name in ("wsj", "reddit") for item in streams(data)[name]]
-    texts = [article_text(title, summary) for title, summary, _ in english]
+    texts = [article_text(title, summary) for title, summary, _ in _english(data)]
     figures = {}
     english_seeds = [seed for seed in topic.seeds if detect_language(seed) == "en"]
     for model in (PACKAGED_MODEL, settings.embedding_model):
@@ -119,7 +123,7 @@ def search_report(data: Path) -> dict[str, tuple[float, float]]:
     from enrichment.language import detect_language
 
     settings = Settings()
-    english = [item for name in ("wsj", "reddit") for item in streams(data)[name]]
+    english = _english(data)
     texts = [article_text(title, summary) for title, summary, _ in english]
     queries = [seed for seed in settings.topics[0].seeds if detect_language(seed) == "en"]
     queries += [" ".join(title.split()[:SEARCH_QUERY_WORDS])

@@ -5,9 +5,10 @@ configured model, as a query ("query: " for e5), and asks the archive for the ve
 A query in one language then finds articles in the others: "Kaliningrad transit ban" finds the Russian and
 Lithuanian reports, which share no word with it.
 
-With `embedding_screen=static` most articles keep the static model's vector (enrichment.screen): a search
-by meaning then also embeds the query with the static model, asks for its nearest articles among those, and
-ranks both lists together, each model's cosine mapped onto one scale (`Conventions.search_scale`:
+With `embedding_screen=static` most articles keep the static model's vector (enrichment.screen): when the
+archive holds such vectors (`ArchiveBackend.has_vectors`: it decides, not the setting, which a broad topic
+overrides and which may have changed since), a search by meaning also embeds the query with the static
+model, asks for its nearest articles among those, and ranks both lists together, each model's cosine mapped onto one scale (`Conventions.search_scale`:
 all-MiniLM-L6-v2's cosine); a hybrid search fuses the words ranking with that merged ranking, so that a
 screened-out article can come from both rankings as a transformer-read one does.
 """
@@ -28,7 +29,7 @@ MODES = ("words", "meaning", "hybrid")
 
 def default_mode(settings: Settings, backend: ArchiveBackend) -> str:
     """hybrid when the archive holds vectors of the configured model, else words."""
-    return "hybrid" if backend.vector_models().get(settings.embedding_model) else "words"
+    return "hybrid" if backend.has_vectors(settings.embedding_model) else "words"
 
 
 def run_search(
@@ -50,38 +51,40 @@ def run_search(
 
     embedder = get_embedder(settings.embedding_model)
     wanted = query.page * query.per_page
+    models = meaning_models(settings, backend)
     if mode == "meaning":
-        hits = nearest_by_meaning(settings, backend, query, wanted)
+        hits = nearest_by_meaning(settings, backend, query, wanted, models=models)
     else:
         vector = embedder.queries([query.text])[0]
-        merged = (nearest_by_meaning(settings, backend, query, max(wanted, RRF_WINDOW), {embedder.name: vector})
-                  if len(meaning_models(settings)) > 1 else None)
+        merged = (nearest_by_meaning(settings, backend, query, max(wanted, RRF_WINDOW), {embedder.name: vector},
+                                     models=models) if len(models) > 1 else None)
         hits = backend.hybrid(query, vector, k=wanted, model=embedder.name, vector_hits=merged)
     shown = hits[query.offset : query.offset + query.per_page]
     facets = facets_of(hits, query.facets, query.facet_size)
     return mode, SearchResult(total=len(hits), hits=shown, facets=facets, page=query.page, per_page=query.per_page)
 
 
-def meaning_models(settings: Settings) -> list[str]:
+def meaning_models(settings: Settings, backend: ArchiveBackend) -> list[str]:
     """The models whose vectors a meaning search compares: the configured one, and the static model when the
-    static screen leaves articles to it."""
+    archive holds vectors of it (the screen left articles to it)."""
     from enrichment.embeddings import STATIC_MODEL
 
-    if settings.embedding_screen == "static" and settings.embedding_model != STATIC_MODEL:
+    if settings.embedding_model != STATIC_MODEL and backend.has_vectors(STATIC_MODEL):
         return [settings.embedding_model, STATIC_MODEL]
     return [settings.embedding_model]
 
 
 def nearest_by_meaning(settings: Settings, backend: ArchiveBackend, query: SearchQuery, k: int,
-                       embedded: dict[str, np.ndarray] | None = None) -> list[Hit]:
-    """The `k` articles nearest to `query.text` within its filters, over the configured model's vectors and,
-    with the static screen, the static model's (see the module docstring). `score`: the cosine mapped onto
-    `Conventions.search_scale`'s common scale, whichever model made the vector. `embedded`: the query's
-    vectors already made, by embedder name."""
+                       embedded: dict[str, np.ndarray] | None = None, models: Sequence[str] | None = None
+                       ) -> list[Hit]:
+    """The `k` articles nearest to `query.text` within its filters, over the vectors of `models` (default
+    `meaning_models`: the configured model's and, where the archive holds them, the static model's; see the
+    module docstring). `score`: the cosine mapped onto `Conventions.search_scale`'s common scale, whichever
+    model made the vector. `embedded`: the query's vectors already made, by embedder name."""
     from enrichment.embeddings import get_embedder
 
     hits: list[Hit] = []
-    for model in meaning_models(settings):
+    for model in meaning_models(settings, backend) if models is None else models:
         embedder = get_embedder(model)
         scale, offset = embedder.conventions.search_scale
         vector = (embedded or {}).get(embedder.name)

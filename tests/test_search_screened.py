@@ -11,7 +11,7 @@ from archive.base import ArticleDoc, SearchQuery
 from archive.sqlite import SQLiteArchive
 from core.settings import Settings
 from enrichment.embeddings import STATIC_MODEL, article_text, get_embedder
-from flankwatch.search import run_search
+from flankwatch.search import meaning_models, run_search
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,16 @@ def test_meaning_search_finds_screened_out_articles_beside_the_transformers(arch
     assert snow.hits[0].id == "snow"
 
 
-def test_without_the_static_screen_meaning_search_reads_the_configured_model_only(archive, tmp_path) -> None:
-    settings = Settings(var_dir=tmp_path / "var", embedding_screen="headline")
-    _, found = run_search(settings, archive, SearchQuery(text="Premier League football", per_page=6), "meaning")
+def test_the_archive_decides_which_models_a_meaning_search_reads(archive, tmp_path, embedder) -> None:
+    """Static vectors are searched wherever the archive holds them (a broad topic makes the screen read every
+    article, and the setting may have changed since they were made); an archive without any is asked once."""
+    headline = Settings(var_dir=tmp_path / "var", embedding_screen="headline")
+    assert meaning_models(headline, archive) == [embedder.name, STATIC_MODEL]
+    _, found = run_search(headline, archive, SearchQuery(text="Premier League football", per_page=6), "meaning")
+    assert found.hits[0].id == "football"
+    archive.delete_articles(list(SCREENED))
+    assert not archive.has_vectors(STATIC_MODEL) and archive.has_vectors(embedder.name)
+    static = Settings(var_dir=tmp_path / "var", embedding_screen="static")
+    assert meaning_models(static, archive) == [embedder.name]
+    _, found = run_search(static, archive, SearchQuery(text="Premier League football", per_page=6), "meaning")
     assert {hit.id for hit in found.hits} == set(READ)

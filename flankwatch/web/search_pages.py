@@ -13,7 +13,7 @@ server-drawn SVG of `flankwatch.web.chart` (its text escaped too). Only http(s) 
 
 Cost per page, whatever the archive's size: one archive search (hits, facets over the match set), one state DB
 query for the story headlines of the page (hits, story facet, story filters), and the archive's default mode
-(`vector_models`, a table scan) cached per process for `DEFAULT_MODE_TTL` seconds.
+(`ArchiveBackend.has_vectors`: one index lookup).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import csv
 import io
 import json
 import re
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time as day_time, timezone
@@ -68,7 +66,6 @@ MAX_VALUE_CHARS = 200
 MAX_VALUES = 50  # values of one repeatable filter
 FACET_SIZE = 60  # values per facet from the archive (and days of the chart)
 FACET_SHOWN = 10  # values per facet listed on the page (the rest behind "more")
-DEFAULT_MODE_TTL = 300.0
 SNIPPET_CHARS = 280
 CSV_COLUMNS = ("id", "published_at", "source", "language", "title", "url", "story_id", "story_headline")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -265,31 +262,12 @@ def search_form(
 
 # --- running it ------------------------------------------------------------------------------------------------
 
-_default_modes: dict[tuple[str, ...], tuple[float, str]] = {}
-_default_lock = threading.Lock()
-
-
-def archive_default_mode(settings: Settings, backend: ArchiveBackend) -> str:
-    """`flankwatch.search.default_mode`, cached per archive and model for `DEFAULT_MODE_TTL` seconds: it counts
-    the archive's vectors by model, which scans the articles."""
-    key = (settings.archive_backend, str(settings.archive_path), settings.elasticsearch_url, settings.embedding_model)
-    now = time.monotonic()
-    with _default_lock:
-        cached = _default_modes.get(key)
-    if cached and now - cached[0] < DEFAULT_MODE_TTL:
-        return cached[1]
-    mode = default_mode(settings, backend)
-    with _default_lock:
-        _default_modes[key] = (now, mode)
-    return mode
-
-
 def execute(settings: Settings, backend: ArchiveBackend, form: SearchForm,
             query: SearchQuery | None = None) -> tuple[str, SearchResult]:
     """(the mode used, the result) of the form's search (or `query`, a variant of it). Raises ValueError."""
     query = query or form.query
     assert query is not None, "execute() needs a form without errors"
-    mode = form.mode or (archive_default_mode(settings, backend) if query.text.strip() else "words")
+    mode = form.mode or (default_mode(settings, backend) if query.text.strip() else "words")
     return run_search(settings, backend, query, mode)
 
 
@@ -487,7 +465,7 @@ def search_page(request: Request, form: SearchForm = Depends(search_form)) -> HT
         try:
             with archive_of(request) as backend:
                 used, result = execute(settings, backend, form)
-                shown_mode = form.mode or archive_default_mode(settings, backend)
+                shown_mode = form.mode or default_mode(settings, backend)
         except ArchiveUnavailable as exc:
             error, status = f"The archive cannot be reached: {exc}", 503
         except ValueError as exc:
