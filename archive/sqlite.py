@@ -502,7 +502,8 @@ class SQLiteArchive(ArchiveBackend):
 
     def has_vectors(self, model: str) -> bool:
         # an embedding_model is only stored with its vector (`_write_article`): the model's index answers
-        return self.db.execute("SELECT 1 FROM articles WHERE embedding_model = ? LIMIT 1", (model,)).fetchone() is not None
+        found = self.db.execute("SELECT 1 FROM articles WHERE embedding_model = ? LIMIT 1", (model,)).fetchone()
+        return found is not None
 
     def vector_models(self) -> dict[str, int]:
         rows = self.db.execute(

@@ -8,9 +8,10 @@ Lithuanian reports, which share no word with it.
 With `embedding_screen=static` most articles keep the static model's vector (enrichment.screen): when the
 archive holds such vectors (`ArchiveBackend.has_vectors`: it decides, not the setting, which a broad topic
 overrides and which may have changed since), a search by meaning also embeds the query with the static
-model, asks for its nearest articles among those, and ranks both lists together, each model's cosine mapped onto one scale (`Conventions.search_scale`:
-all-MiniLM-L6-v2's cosine); a hybrid search fuses the words ranking with that merged ranking, so that a
-screened-out article can come from both rankings as a transformer-read one does.
+model, asks for its nearest articles among those, and ranks both lists together, each model's cosine
+mapped onto one scale (`Conventions.search_scale`: all-MiniLM-L6-v2's cosine); a hybrid search fuses the
+words ranking with that merged ranking, so that a screened-out article can come from both rankings as a
+transformer-read one does.
 """
 
 from __future__ import annotations
