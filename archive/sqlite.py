@@ -264,7 +264,7 @@ class SQLiteArchive(ArchiveBackend):
         """One transaction for the batch, a savepoint per document: a bad document is rolled back and
         reported, the others are kept."""
         report = IndexReport()
-        self._written = []
+        self._written, self._full_text = [], []
         changes = ann.Changes()
         try:
             self._bulk_in_transaction(docs, upsert, articles, report, changes)
@@ -282,7 +282,6 @@ class SQLiteArchive(ArchiveBackend):
             now = max(_now(), mark or "")
             # in a rebuild every vector goes into the ANN again: finish_rebuild drops the segments before the mark
             self._rebuilding = mark is not None
-            self._full_text = []
             for doc in docs:
                 doc_id = str(getattr(doc, "id", "") or "")
                 written, texts = len(self._written), len(self._full_text)

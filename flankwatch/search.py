@@ -54,11 +54,11 @@ def run_search(
     wanted = query.page * query.per_page
     models = meaning_models(settings, backend)
     if mode == "meaning":
-        hits = nearest_by_meaning(settings, backend, query, wanted, models=models)
+        hits = nearest_by_meaning(backend, query, wanted, models)
     else:
         vector = embedder.queries([query.text])[0]
-        merged = (nearest_by_meaning(settings, backend, query, max(wanted, RRF_WINDOW), {embedder.name: vector},
-                                     models=models) if len(models) > 1 else None)
+        merged = (nearest_by_meaning(backend, query, max(wanted, RRF_WINDOW), models, {embedder.name: vector})
+                  if len(models) > 1 else None)
         hits = backend.hybrid(query, vector, k=wanted, model=embedder.name, vector_hits=merged)
     shown = hits[query.offset : query.offset + query.per_page]
     facets = facets_of(hits, query.facets, query.facet_size)
@@ -75,17 +75,16 @@ def meaning_models(settings: Settings, backend: ArchiveBackend) -> list[str]:
     return [settings.embedding_model]
 
 
-def nearest_by_meaning(settings: Settings, backend: ArchiveBackend, query: SearchQuery, k: int,
-                       embedded: dict[str, np.ndarray] | None = None, models: Sequence[str] | None = None
-                       ) -> list[Hit]:
-    """The `k` articles nearest to `query.text` within its filters, over the vectors of `models` (default
-    `meaning_models`: the configured model's and, where the archive holds them, the static model's; see the
+def nearest_by_meaning(backend: ArchiveBackend, query: SearchQuery, k: int, models: Sequence[str],
+                       embedded: dict[str, np.ndarray] | None = None) -> list[Hit]:
+    """The `k` articles nearest to `query.text` within its filters, over the vectors of `models`
+    (`meaning_models`: the configured model's and, where the archive holds them, the static model's; see the
     module docstring). `score`: the cosine mapped onto `Conventions.search_scale`'s common scale, whichever
     model made the vector. `embedded`: the query's vectors already made, by embedder name."""
     from enrichment.embeddings import get_embedder
 
     hits: list[Hit] = []
-    for model in meaning_models(settings, backend) if models is None else models:
+    for model in models:
         embedder = get_embedder(model)
         scale, offset = embedder.conventions.search_scale
         vector = (embedded or {}).get(embedder.name)

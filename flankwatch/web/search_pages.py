@@ -465,7 +465,10 @@ def search_page(request: Request, form: SearchForm = Depends(search_form)) -> HT
         try:
             with archive_of(request) as backend:
                 used, result = execute(settings, backend, form)
-                shown_mode = form.mode or default_mode(settings, backend)
+                # a query with words ran in the default mode already; an empty one browses by words, and the
+                # form still offers the default
+                assert form.query is not None
+                shown_mode = form.mode or (used if form.query.text.strip() else default_mode(settings, backend))
         except ArchiveUnavailable as exc:
             error, status = f"The archive cannot be reached: {exc}", 503
         except ValueError as exc:
