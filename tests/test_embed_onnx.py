@@ -51,6 +51,29 @@ def test_onnx_vectors_are_close_to_the_engines(real_texts, model, mean, least) -
     assert queries.min() >= least  # the query prefix too
 
 
+def test_scaling_the_feed_forward_rows_keeps_the_function(real_texts, tmp_path) -> None:
+    """`rows_scaled` divides each token's row of the feed-forward output's input by its largest magnitude and
+    multiplies the product back: in fp32 the model computes what it did (12 matmuls rewritten, one per layer)."""
+    import onnx
+
+    from enrichment.e5_weights import packaged_vocabulary
+    from enrichment.onnx_backend import export, rows_scaled, session
+
+    fp32 = export()[ONNX_FP32]
+    model = onnx.load(str(fp32))
+    before = sum(node.op_type == "MatMul" for node in model.graph.node)
+    scaled = rows_scaled(model, inner=packaged_vocabulary().ffn)
+    assert sum(node.op_type == "Div" and node.name.endswith("_rows_in") for node in scaled.graph.node) == 12
+    assert sum(node.op_type == "MatMul" for node in scaled.graph.node) == before
+    path = tmp_path / "scaled.onnx"
+    onnx.save(scaled, str(path))
+    plain, rows = session(fp32, 1), session(path, 1)
+    for ids in get_embedder(ONNX_FP32).token_ids(real_texts[:3] + real_texts[-2:], query=False):
+        tokens = np.asarray([ids], dtype=np.int64)
+        feed = {"input_ids": tokens, "attention_mask": np.ones_like(tokens)}
+        assert np.allclose(plain.run(None, feed)[0][0], rows.run(None, feed)[0][0], rtol=1e-4, atol=1e-5)
+
+
 def test_batches_are_sorted_by_length_and_padded_to_their_own_longest() -> None:
     ids = [[1] * n for n in (9, 2, 5, 3, 40, 4)]
     batches = padded_batches(ids, 2, pad=0)
@@ -107,7 +130,8 @@ def test_int8_calls_overlap_and_give_what_they_give_alone(real_texts) -> None:
 def test_export_and_distillation_need_no_network(tmp_path) -> None:
     """A fresh export and a (small) distillation where every socket fails: in the process that asks, and in the
     child that builds (a sitecustomize on PYTHONPATH refuses them in both). The asking process never loads
-    torch: the build's memory goes with its child."""
+    torch: the build's memory goes with its child. The build replaces an earlier build's files, and its residual
+    sums are Add + LayerNormalization, not ONNX Runtime's slow SkipLayerNormalization."""
     nonet = tmp_path / "nonet"
     nonet.mkdir()
     (nonet / "sitecustomize.py").write_text("""
@@ -120,6 +144,9 @@ socket.socket = Refusing
 socket.create_connection = socket.getaddrinfo = refuse
 """, encoding="utf-8")
     models = tmp_path / "models"
+    models.mkdir()
+    earlier = models / "e5-small-int8.onnx"  # a cache of the first build
+    earlier.write_bytes(b"an earlier build")
     script = f"""
 import json, sys
 from pathlib import Path
@@ -139,6 +166,13 @@ print(json.dumps({{name: path.stat().st_size for name, path in paths.items()}} |
     assert sizes[ONNX_INT8] < sizes[ONNX_FP32] / 3  # int8: a quarter of fp32
     assert sizes["static"] > 0
     assert sizes["torch"] is False
+    assert not earlier.exists()
+    import onnx
+
+    from enrichment.onnx_backend import export
+
+    ops = [node.op_type for node in onnx.load(str(export(models)[ONNX_INT8])).graph.node]
+    assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 25  # embeddings + 2 x 12
 
 
 def test_a_failed_build_says_why(tmp_path) -> None:
