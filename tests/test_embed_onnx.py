@@ -17,8 +17,9 @@ from enrichment.onnx_backend import ONNX_FP32, ONNX_INT8, padded_batches
 
 pytestmark = pytest.mark.slow
 
-# Measured on the UCI and WMT dev texts (bench/embed_quality.py): int8 mean 0.997, least 0.99; fp32 0.9999.
-INT8_MEAN, INT8_LEAST = 0.993, 0.975
+# Measured on the UCI and WMT dev texts (bench/embed_quality.py): int8 mean 0.9988, least 0.9956 (0.9968 and
+# 0.990 before the feed-forward rows were scaled, which these bounds would fail); fp32 0.9999.
+INT8_MEAN, INT8_LEAST = 0.9975, 0.99
 FP32_LEAST = 0.999
 
 
