@@ -10,7 +10,10 @@ Separate from the state DB on purpose: it can be rebuilt from the state DB at an
 - Ranking is BM25 with title above summary above content (`BM25_WEIGHTS`). A words search reads at most the
   newest `SEARCH_WINDOW` matches (by seq: the order articles were first archived), ranks, counts and facets
   those, and says so in the result (`SearchResult.window`); `article_facets` holds, narrow, what that pass
-  reads of each match (a full article row costs three times as much to read).
+  reads of each match: the publication time in microseconds and, for the source, language, story and list
+  of topics, the id of the value in `facet_values`: 27 bytes a row, where the text values took 70 (26 against
+  67 MiB at 1,000,000 articles), so that the pass reads fewer pages and makes fewer Python objects. Facets
+  count the ids; only the values that can be shown are read by name.
 - kNN: once a model has `ann.ANN_MIN` vectors, an HNSW index of them (usearch, int8, in segment files beside
   the archive, kept up to date by every write: see `archive.ann`) proposes candidates that are rescored
   exactly from their stored vectors; a selective filter (at most `EXACT_MAX` matching articles) is scored
@@ -34,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -66,9 +69,9 @@ from archive import ann, vector_cache
 from archive.knn import top_k, unit
 from archive.query import parse_query, to_fts5
 
-# 2: saved_searches and meta; 3: articles.embedding_model; 4: article_facets (each added in place to an older
-# archive)
-SCHEMA_VERSION = 4
+# 2: saved_searches and meta; 3: articles.embedding_model; 4: article_facets; 5: article_facets of ids and
+# facet_values (each added in place to an older archive)
+SCHEMA_VERSION = 5
 BM25_WEIGHTS = (10.0, 3.0, 1.0)  # title, summary, content
 # Fragment size and count per highlighted field (a title is short: one fragment, the whole title).
 FRAGMENTS: dict[str, tuple[int, int]] = {"title": (400, 1), "summary": (240, 2), "content": (160, 3)}
@@ -117,13 +120,19 @@ CREATE TABLE IF NOT EXISTS article_topics (
     PRIMARY KEY (topic, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS article_topics_seq ON article_topics(seq);
+CREATE TABLE IF NOT EXISTS facet_values (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    UNIQUE (kind, value)
+);
 CREATE TABLE IF NOT EXISTS article_facets (
     seq INTEGER PRIMARY KEY REFERENCES articles(seq) ON DELETE CASCADE,
-    published_at TEXT NOT NULL,
-    source TEXT NOT NULL,
-    language TEXT,
-    story_id TEXT,
-    topics TEXT NOT NULL
+    published INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    language INTEGER,
+    story INTEGER,
+    topics INTEGER NOT NULL
 );
 """
 _DDL = _ARTICLE_DDL + ann.DDL + """
@@ -162,13 +171,18 @@ _ARTICLE_COLUMNS = (
 _STORY_COLUMNS = (
     "id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages, top_links"
 )
-# What a words search reads of each match in its window (`_window`), from `article_facets` (with text) or
-# `articles` (a browse): seq, score, then `_WINDOW_COLUMNS`. Facets count them ("topic": the stored JSON
-# list, "day": the date part); the ordering is score, published_at, then id (read for the page's rows only).
-_WINDOW_COLUMNS = "a.published_at, a.source, a.language, a.story_id, a.topics"
-_FACET_TABLE_COLUMNS = _WINDOW_COLUMNS.replace("a.", "")
+# What a words search reads of each match in its window (`_window`): seq, score, then these columns of its
+# `article_facets` row (published: microseconds since the epoch; the others: `facet_values` ids, null where
+# the article has no language or story). Facets count them ("topic": the id of the stored JSON list, "day":
+# the UTC day of `published`); the ordering is score, published, then id (read for the page's rows only).
+_FACET_COLUMNS = "published, source, language, story, topics"
 _SEQ, _SCORE, _PUBLISHED = 0, 1, 2
 _FACET_AT = {"source": 3, "language": 4, "story_id": 5, "topic": 6, "day": _PUBLISHED}
+# The kind of value in `facet_values` of each facet column (a story's value is its id, the topics' the stored
+# JSON list), and the column of `articles` it comes from.
+_FACET_KINDS = {"source": "source", "language": "language", "story": "story_id", "topics": "topics"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_DAY_US = 86_400_000_000
 _STORY_ORDER = {"last_seen": "last_seen DESC, id", "size": "article_count DESC, last_seen DESC, id"}
 # Errors that concern one document; anything else (locked, disk full, corrupt) aborts the batch.
 _DOC_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
@@ -181,6 +195,16 @@ def _ts(value: datetime) -> str:
 
 def _now() -> str:
     return _ts(datetime.now(timezone.utc))
+
+
+def _micros(value: datetime) -> int:
+    """A UTC-aware datetime as whole microseconds since the epoch (exact: no float in between)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _micros_of_text(value: str) -> int:
+    """`_micros` of a stored `_ts` text (for the upgrade of an older archive's facet rows)."""
+    return _micros(datetime.fromisoformat(value))
 
 
 class SQLiteArchive(ArchiveBackend):
@@ -205,6 +229,7 @@ class SQLiteArchive(ArchiveBackend):
         # (seq, model, vector, language) of a write's new or changed vectors, for the ANN
         self._written: list[tuple[int, str, np.ndarray, str | None]] = []
         self._full_text: list[tuple[int, tuple[str, str, str]]] = []  # (seq, folded texts) of a write, for the FTS
+        self._facet_rows: list[tuple[int, tuple[Any, ...]]] = []  # (seq, `_facet_row`) of a write
         self._rebuilding = False
 
     @property
@@ -225,10 +250,11 @@ class SQLiteArchive(ArchiveBackend):
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(articles)")}
             if columns and "embedding_model" not in columns:  # an archive of schema 2 or older
                 self.db.execute("ALTER TABLE articles ADD COLUMN embedding_model TEXT")
+            if version < 5:  # schema 4's facet rows held the text values
+                self.db.execute("DROP TABLE IF EXISTS article_facets")
             _create(self.db, _DDL)
-            if version < 4:  # an archive of schema 3 or older: its articles' facets (a new one has none yet)
-                self.db.execute(f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_TABLE_COLUMNS}) "
-                                f"SELECT seq, {_FACET_TABLE_COLUMNS} FROM articles")
+            if version < 5:  # an archive of schema 4 or older: its articles' facets (a new one has none yet)
+                _fill_facets(self.db)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
@@ -264,7 +290,7 @@ class SQLiteArchive(ArchiveBackend):
         """One transaction for the batch, a savepoint per document: a bad document is rolled back and
         reported, the others are kept."""
         report = IndexReport()
-        self._written, self._full_text = [], []
+        self._written, self._full_text, self._facet_rows = [], [], []
         changes = ann.Changes()
         try:
             self._bulk_in_transaction(docs, upsert, articles, report, changes)
@@ -284,7 +310,7 @@ class SQLiteArchive(ArchiveBackend):
             self._rebuilding = mark is not None
             for doc in docs:
                 doc_id = str(getattr(doc, "id", "") or "")
-                written, texts = len(self._written), len(self._full_text)
+                written, texts, facets = len(self._written), len(self._full_text), len(self._facet_rows)
                 self.db.execute("SAVEPOINT doc")
                 try:
                     if not doc_id:
@@ -292,12 +318,13 @@ class SQLiteArchive(ArchiveBackend):
                     upsert(doc, now)
                 except _DOC_ERRORS as exc:
                     self.db.execute("ROLLBACK TO doc")
-                    del self._written[written:], self._full_text[texts:]
+                    del self._written[written:], self._full_text[texts:], self._facet_rows[facets:]
                     report.failed[doc_id] = f"{type(exc).__name__}: {exc}"
                 else:
                     report.indexed.append(doc_id)
                 finally:
                     self.db.execute("RELEASE doc")
+            _write_facets(self.db, dict(self._facet_rows))  # before the FTS (see `_write_full_text`)
             _write_full_text(self.db, dict(self._full_text))  # an article written twice: its last text
             if articles and report.indexed:
                 if self.path != ":memory:":
@@ -318,6 +345,7 @@ class SQLiteArchive(ArchiveBackend):
                                      (doc.id,)).fetchone()
         seq = _write_article(self.db, doc, now)
         self._full_text.append((seq, _full_text(doc)))  # written after the batch's loop (`_write_full_text`)
+        self._facet_rows.append((seq, _facet_row(doc)))  # likewise (`_write_facets`)
         if doc.embedding is not None and doc.embedding_model is not None:
             vector = np.asarray(doc.embedding, dtype="<f4")
             changed = before is None or before[1] != doc.embedding_model or before[0] != vector.tobytes()
@@ -529,26 +557,29 @@ class SQLiteArchive(ArchiveBackend):
         page = self._ranked(query, match, rows)
         marks = self._highlights(match, [row[_SEQ] for row, _ in page]) if match and query.highlight else {}
         hits = [Hit(doc.id, float(row[_SCORE]), doc, _fragments(marks.get(row[_SEQ]), doc)) for row, doc in page]
-        return SearchResult(total, hits, _facets(query, rows), query.page, query.per_page,
+        return SearchResult(total, hits, _facets(query, rows, self._facet_values), query.page, query.per_page,
                             total_exact=exact, window=SEARCH_WINDOW if more else None)
 
     def _window(self, query: SearchQuery, match: str) -> tuple[list[tuple[Any, ...]], bool]:
         """The newest SEARCH_WINDOW matches (the oldest, for `sort="oldest"`), each as seq, score and
-        `_WINDOW_COLUMNS`, and whether more matched. With text, the full-text index drives, newest first by
-        seq (the order articles were first archived), through the narrow `article_facets` rows; a browse
-        walks the articles' published_at indexes."""
+        `_FACET_COLUMNS`, and whether more matched. With text, the full-text index drives, newest first by
+        seq (the order articles were first archived), through the narrow `article_facets` rows (filtered
+        there too); a browse walks the articles' published_at indexes (filtered there) and reads each
+        article's facet row."""
         weights = ", ".join(str(weight) for weight in BM25_WEIGHTS)
         oldest = query.sort == "oldest"
         if match:
             source, where, params = _matching(query, match, table="article_facets")
-            score = f"-bm25(articles_fts, {weights})"
+            score, facets = f"-bm25(articles_fts, {weights})", "a"
             order = "articles_fts.rowid " + ("ASC" if oldest else "DESC")
         else:
             source, where, params = _matching(query, match)
-            score = "0.0"
+            source += " JOIN article_facets f ON f.seq = a.seq"
+            score, facets = "0.0", "f"
             order = "a.published_at ASC, a.id" if oldest else "a.published_at DESC, a.id"
+        columns = ", ".join(f"{facets}.{column}" for column in _FACET_COLUMNS.split(", "))
         rows = self.db.execute(
-            f"SELECT a.seq, {score}, {_WINDOW_COLUMNS} {source} {where} ORDER BY {order} LIMIT ?",
+            f"SELECT a.seq, {score}, {columns} {source} {where} ORDER BY {order} LIMIT ?",
             [*params, SEARCH_WINDOW + 1],
         ).fetchall()
         return rows[:SEARCH_WINDOW], len(rows) > SEARCH_WINDOW
@@ -577,6 +608,15 @@ class SQLiteArchive(ArchiveBackend):
         for start in range(0, len(seqs), KNN_CHUNK // 8):  # within SQLite's bound on parameters
             chunk = list(seqs[start : start + KNN_CHUNK // 8])
             found.update(self.db.execute(f"SELECT seq, id FROM articles WHERE seq IN ({_placeholders(chunk)})",
+                                         chunk).fetchall())
+        return found
+
+    def _facet_values(self, ids: Iterable[int]) -> dict[int, str]:
+        """`facet_values` id -> value, for `ids` only."""
+        wanted, found = list(ids), {}
+        for start in range(0, len(wanted), KNN_CHUNK // 8):  # within SQLite's bound on parameters
+            chunk = wanted[start : start + KNN_CHUNK // 8]
+            found.update(self.db.execute(f"SELECT id, value FROM facet_values WHERE id IN ({_placeholders(chunk)})",
                                          chunk).fetchall())
         return found
 
@@ -739,14 +779,15 @@ def _create(db: sqlite3.Connection, ddl: str) -> None:
 
 def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding: bool = True) -> int:
     """Upsert one article into `db`'s article tables (the archive's, or the percolator's scratch copy) but
-    the full-text table (`_write_full_text`, once for a batch, with `_full_text(doc)`); its seq."""
+    the full-text table and the facet rows (`_write_full_text` and `_write_facets`, once for a batch, with
+    `_full_text(doc)` and `_facet_row(doc)`); its seq."""
     blob = None
     if embedding and doc.embedding is not None:
         vector = np.asarray(doc.embedding, dtype="<f4").reshape(-1)
         if not vector.size or not np.all(np.isfinite(vector)):
             raise ValueError("embedding is empty or not finite")
         blob = vector.tobytes()
-    topics = sorted({str(topic) for topic in doc.topics if topic})
+    topics = _topics(doc)
     (seq,) = db.execute(
         f"""INSERT INTO articles ({_ARTICLE_COLUMNS}, embedding, indexed_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -767,10 +808,52 @@ def _write_article(db: sqlite3.Connection, doc: ArticleDoc, now: str, embedding:
     ).fetchone()
     db.execute("DELETE FROM article_topics WHERE seq = ?", (seq,))
     db.executemany("INSERT INTO article_topics (topic, seq) VALUES (?, ?)", [(topic, seq) for topic in topics])
-    db.execute(f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_TABLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-               (seq, _ts(doc.published_at), doc.source, doc.language, doc.story_id,
-                json.dumps(topics, ensure_ascii=False)))
     return int(seq)
+
+
+def _topics(doc: ArticleDoc) -> list[str]:
+    return sorted({str(topic) for topic in doc.topics if topic})
+
+
+def _facet_row(doc: ArticleDoc) -> tuple[Any, ...]:
+    """What `article_facets` holds of an article, before the values become ids: its publication time in
+    microseconds, then its value of each `_FACET_KINDS` (the topics as `articles.topics` holds them)."""
+    return (_micros(doc.published_at), doc.source, doc.language, doc.story_id,
+            json.dumps(_topics(doc), ensure_ascii=False))
+
+
+def _write_facets(db: sqlite3.Connection, rows: dict[int, tuple[Any, ...]]) -> None:
+    """Replace the facet rows of a batch of written articles (seq -> `_facet_row`): the batch's distinct
+    values are added to `facet_values` and read back as ids once for the batch, not once per article."""
+    if not rows:
+        return
+    ids: dict[tuple[str, str], int] = {}
+    for at, kind in enumerate(_FACET_KINDS.values(), start=1):
+        values = sorted({row[at] for row in rows.values() if row[at] is not None})
+        db.executemany("INSERT OR IGNORE INTO facet_values (kind, value) VALUES (?, ?)",
+                       [(kind, value) for value in values])
+        for start in range(0, len(values), KNN_CHUNK // 8):  # within SQLite's bound on parameters
+            chunk = values[start : start + KNN_CHUNK // 8]
+            ids.update(((kind, value), id_) for value, id_ in db.execute(
+                f"SELECT value, id FROM facet_values WHERE kind = ? AND value IN ({_placeholders(chunk)})",
+                [kind, *chunk]))
+    kinds = list(_FACET_KINDS.values())
+    db.executemany(
+        f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        [(seq, row[0], *(None if value is None else ids[kind, value] for kind, value in zip(kinds, row[1:])))
+         for seq, row in rows.items()])
+
+
+def _fill_facets(db: sqlite3.Connection) -> None:
+    """The facet rows (and values) of every article, from the `articles` table: an older archive's upgrade."""
+    for kind in _FACET_KINDS.values():
+        db.execute(f"INSERT OR IGNORE INTO facet_values (kind, value) "
+                   f"SELECT DISTINCT '{kind}', {kind} FROM articles WHERE {kind} IS NOT NULL")
+    db.create_function("flankwatch_micros", 1, _micros_of_text, deterministic=True)
+    ids = ", ".join(f"(SELECT id FROM facet_values WHERE kind = '{kind}' AND value = a.{kind})"
+                    for kind in _FACET_KINDS.values())
+    db.execute(f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_COLUMNS}) "
+               f"SELECT a.seq, flankwatch_micros(a.published_at), {ids} FROM articles a")
 
 
 def _full_text(doc: ArticleDoc) -> tuple[str, str, str]:
@@ -827,34 +910,50 @@ def _page(query: SearchQuery, match: str, rows: list[tuple[Any, ...]],
     return ordered[query.offset : wanted]
 
 
-def _facets(query: SearchQuery, rows: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+def _facets(query: SearchQuery, rows: list[tuple[Any, ...]],
+            values: Callable[[Iterable[int]], dict[int, str]]) -> dict[str, dict[str, int]]:
     """The facets asked for, counted over window rows: the most frequent values first (then by value), "day"
-    the most recent days in date order, "topic" from the stored list of topics."""
+    the most recent UTC days in date order, "topic" from the stored lists of topics. The rows hold value ids
+    (`values`: id -> value, asked once for the ids that can be shown: every topic list, and of the other
+    facets the ids counted at least as often as the `facet_size`-th, so that ties are ordered by value)."""
+    size = query.facet_size
+    counted: dict[str, Counter[int]] = {}
+    wanted: set[int] = set()
     facets: dict[str, dict[str, int]] = {}
     for name in query.facets:
-        at = _FACET_AT[name]
-        values = Counter(map(itemgetter(at), rows))
         if name == "day":
-            days: Counter[str] = Counter()
-            for value, count in values.items():
-                days[value[:10]] += count
-            facets[name] = {day: days[day] for day in sorted(days)[-query.facet_size:]}
+            days = Counter(published // _DAY_US for published in map(itemgetter(_PUBLISHED), rows))
+            facets[name] = {(_EPOCH + timedelta(days=day)).date().isoformat(): days[day]
+                            for day in sorted(days)[-size:]}
             continue
-        if name == "topic":  # each distinct list read once: a JSON parse per row was most of a facet's cost
-            counts: Counter[str] = Counter()
-            for value, count in values.items():
-                for topic in json.loads(value) if value != "[]" else ():
-                    counts[topic] += count
+        counts = Counter(map(itemgetter(_FACET_AT[name]), rows))
+        counts.pop(None, None)
+        counted[name] = counts
+        if name == "topic" or len(counts) <= size:
+            wanted.update(counts)
         else:
-            counts = values
-            counts.pop(None, None)
-        facets[name] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: query.facet_size])
-    return facets
+            edge = heapq.nlargest(size, counts.values())[-1]
+            wanted.update(value for value, count in counts.items() if count >= edge)
+    known = values(wanted) if wanted else {}
+    for name, counts in counted.items():
+        named: Counter[str] = Counter()
+        for value, count in counts.items():
+            if value not in known:
+                continue
+            if name == "topic":
+                for topic in json.loads(known[value]):
+                    named[topic] += count
+            else:
+                named[known[value]] += count
+        facets[name] = dict(sorted(named.items(), key=lambda item: (-item[1], item[0]))[:size])
+    # in the order asked for
+    return {name: facets[name] for name in query.facets if name in facets}
 
 
 def _matching(query: SearchQuery, match: str, table: str = "articles") -> tuple[str, str, list[Any]]:
     """FROM and WHERE clauses (and their parameters) of the articles matching `query`'s text and filters, as
-    rows `a` of `table`: `articles`, or the narrow `article_facets` (the filtered columns only).
+    rows `a` of `table`: `articles`, or the narrow `article_facets` (the filtered columns only, as
+    microseconds and `facet_values` ids: a value filter there is a lookup of the values' ids).
 
     Only placeholders carry values; the SQL text is built from constants."""
     conditions: list[str] = []
@@ -865,21 +964,30 @@ def _matching(query: SearchQuery, match: str, table: str = "articles") -> tuple[
         params.append(match)
     else:
         source = f"FROM {table} a"
+    facets = table == "article_facets"
+    stamp: Callable[[datetime], Any] = _micros if facets else _ts
+    published = "a.published" if facets else "a.published_at"
     if query.date_from is not None:
-        conditions.append("a.published_at >= ?")
-        params.append(_ts(query.date_from))
+        conditions.append(f"{published} >= ?")
+        params.append(stamp(query.date_from))
     if query.date_to is not None:
-        conditions.append("a.published_at <= ?")
-        params.append(_ts(query.date_to))
+        conditions.append(f"{published} <= ?")
+        params.append(stamp(query.date_to))
     # With a text match, the full-text index must drive the query: a filter on an indexed column would let
     # SQLite's planner walk that index and run the MATCH once per row (`language=en` on 100,000 articles: 8 s
     # instead of 1 ms). The unary `+` keeps the filter but takes its index out of the plan.
     unindexed = "+" if match else ""
-    for column, values in (("a.source", query.sources), ("a.language", query.languages),
-                           ("a.story_id", query.story_ids)):
-        if values:
-            conditions.append(f"{unindexed}{column} IN ({_placeholders(values)})")
-            params.extend(values)
+    for column, values in (("source", query.sources), ("language", query.languages),
+                           ("story", query.story_ids)):
+        if not values:
+            continue
+        if facets:
+            kind = _FACET_KINDS[column]
+            conditions.append(f"{unindexed}a.{column} IN (SELECT id FROM facet_values "
+                              f"WHERE kind = '{kind}' AND value IN ({_placeholders(values)}))")
+        else:
+            conditions.append(f"{unindexed}a.{_FACET_KINDS[column]} IN ({_placeholders(values)})")
+        params.extend(values)
     if query.topics:
         conditions.append(
             "EXISTS (SELECT 1 FROM article_topics t WHERE t.seq = a.seq "

@@ -130,7 +130,7 @@ def test_a_version_1_archive_upgrades_in_place(tmp_path: Path) -> None:
         db.execute("DROP TABLE meta")
         db.execute("PRAGMA user_version=1")
     with _open(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert upgraded.count()["articles"] == len(CORPUS)
         upgraded.save_search(SAVED[0])
         upgraded.begin_rebuild()
@@ -176,6 +176,30 @@ def test_a_version_3_archive_gets_the_facet_rows_of_its_articles(tmp_path: Path)
         assert upgraded.db.execute("SELECT count(*) FROM article_facets").fetchone()[0] == len(CORPUS) - 1
 
 
+def test_a_version_4_archive_gets_its_facet_rows_as_ids(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    query = SearchQuery(text="brigade", facets=("source", "language", "story_id", "topic", "day"))
+    with _open(path) as old:
+        old.index_articles(CORPUS)
+        before = old.search(query)
+    with sqlite3.connect(path) as db:  # what version 4 had: facet rows of text values, no facet_values
+        db.execute("DROP TABLE article_facets")
+        db.execute("DROP TABLE facet_values")
+        db.execute("CREATE TABLE article_facets (seq INTEGER PRIMARY KEY, published_at TEXT NOT NULL, "
+                   "source TEXT NOT NULL, language TEXT, story_id TEXT, topics TEXT NOT NULL)")
+        db.execute("INSERT INTO article_facets SELECT seq, published_at, source, language, story_id, topics "
+                   "FROM articles")
+        db.execute("PRAGMA user_version=4")
+    with _open(path) as upgraded:
+        columns = [row[1] for row in upgraded.db.execute("PRAGMA table_info(article_facets)")]
+        assert columns == ["seq", "published", "source", "language", "story", "topics"]
+        after = upgraded.search(query)
+        assert [hit.id for hit in after.hits] == [hit.id for hit in before.hits] != []
+        assert after.facets == before.facets and after.facets["source"] and after.total == before.total
+        assert upgraded.index_articles(NEW).failed == {}  # and it takes new articles as a new archive does
+        assert NEW[0].id in ids(upgraded, sources=[NEW[0].source])
+
+
 def test_words_search_reads_a_bounded_window_of_the_newest_matches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,10 +232,64 @@ def test_words_search_reads_a_bounded_window_of_the_newest_matches(
 
 
 def test_words_search_reads_narrow_rows_with_the_text_index_driving(archive: SQLiteArchive) -> None:
+    query = SearchQuery(text="brigade", languages=["en"], sources=["LRT"], story_ids=["s1"], date_from=at("2024-05-01"))
+    source, where, params = sqlite_archive._matching(query, "brigade", table="article_facets")
     plan = " ".join(str(row) for row in archive.db.execute(
-        "EXPLAIN QUERY PLAN SELECT a.seq FROM articles_fts JOIN article_facets a ON a.seq = articles_fts.rowid "
-        "WHERE articles_fts MATCH 'brigade' AND +a.language IN ('en') ORDER BY articles_fts.rowid DESC LIMIT 5"))
+        f"EXPLAIN QUERY PLAN SELECT a.seq {source} {where} ORDER BY articles_fts.rowid DESC LIMIT 5", params))
     assert "SCAN articles_fts VIRTUAL TABLE" in plan and "TEMP B-TREE" not in plan
+    assert "SEARCH a USING INTEGER PRIMARY KEY" in plan
+
+
+def test_facet_rows_hold_ids_and_microseconds(archive: SQLiteArchive) -> None:
+    doc = CORPUS[0]
+    seq, published, source, language, story, topics = archive.db.execute(
+        "SELECT f.* FROM article_facets f JOIN articles a ON a.seq = f.seq WHERE a.id = ?", [doc.id]).fetchone()
+    assert published == int(doc.published_at.timestamp()) * 1_000_000 + doc.published_at.microsecond
+    named = dict(archive.db.execute("SELECT id, kind || ':' || value FROM facet_values").fetchall())
+    assert named[source] == f"source:{doc.source}" and named[topics].startswith("topics:[")
+    assert (named[language] if language else None) == (f"language:{doc.language}" if doc.language else None)
+    assert (named[story] if story else None) == (f"story_id:{doc.story_id}" if doc.story_id else None)
+    # a value is stored once, however many articles carry it
+    (kinds,) = archive.db.execute("SELECT count(*) FROM facet_values WHERE kind = 'source'").fetchone()
+    assert kinds == len({d.source for d in CORPUS})
+    # a filter on a value no article has matches nothing (its id lookup is empty), with text and without
+    assert archive.search(SearchQuery(text="brigade", sources=["No Such Outlet"])).hits == []
+    assert archive.search(SearchQuery(sources=["No Such Outlet"])).hits == []
+
+
+def test_facet_rows_follow_each_write_of_a_batch(tmp_path: Path) -> None:
+    """Facet rows are written once per batch: a document rolled back has none, a document written twice in a
+    batch keeps its last values, and an update moves its article to its new values."""
+    first = article(70, "2024-07-01 08:00", "Convoy near Rukla", "Drill.", source="LRT", language="lt")
+    broken = replace(article(71, "2024-07-01 09:00", "Convoy near Rukla again", "Drill.", source="BNS",
+                             language="lt"), embedding=[float("nan")] * DIM)
+    twice = replace(first, source="Delfi")
+    with _open(tmp_path / "archive.db") as store:
+        report = store.index_articles([first, broken, twice])
+        assert list(report.failed) == [broken.id]
+        rows = store.db.execute("SELECT count(*) FROM article_facets").fetchone()[0]
+        assert rows == store.count()["articles"] == 1
+        assert ids(store, "Rukla", sources=["Delfi"]) == [first.id] and ids(store, "Rukla", sources=["LRT"]) == []
+        store.index_articles([replace(first, source="LRT", language="en", story_id="s9", topics=["t"])])
+        assert ids(store, "Rukla", sources=["LRT"], languages=["en"], story_ids=["s9"], topics=["t"]) == [first.id]
+        assert ids(store, "Rukla", sources=["Delfi"]) == [] and ids(store, sources=["Delfi"]) == []
+        facets = store.search(SearchQuery(text="Rukla", facets=("source", "language", "story_id", "topic"))).facets
+        assert facets == {"source": {"LRT": 1}, "language": {"en": 1}, "story_id": {"s9": 1}, "topic": {"t": 1}}
+
+
+def test_facet_ties_at_the_cut_are_ordered_by_value(tmp_path: Path) -> None:
+    """Facets count ids and read by name only the values that can be shown: those counted at least as often
+    as the facet_size-th. A tie across the cut must still be broken by value, as it was on text rows."""
+    sources = ["Zeta", "Zeta", "Zeta", "Mu", "Alpha", "Omega", "Beta"]  # Zeta 3, then four tied at 1
+    docs = [article(60 + n, f"2024-07-0{1 + n} 23:30", f"Patrol {n} near Rukla", "Drill.", source=name,
+                    language="en") for n, name in enumerate(sources)]
+    with _open(tmp_path / "archive.db") as store:
+        store.index_articles(docs)
+        for text in ("Rukla", ""):
+            facets = store.search(SearchQuery(text=text, facets=("source", "day"), facet_size=3)).facets
+            assert list(facets) == ["source", "day"]
+            assert facets["source"] == {"Zeta": 3, "Alpha": 1, "Beta": 1}
+            assert facets["day"] == {"2024-07-05": 1, "2024-07-06": 1, "2024-07-07": 1}  # UTC days, date order
 
 
 def test_a_newer_archive_is_refused(tmp_path: Path) -> None:
