@@ -171,16 +171,17 @@ _ARTICLE_COLUMNS = (
 _STORY_COLUMNS = (
     "id, topic, headline, first_seen, last_seen, article_count, source_count, sources, languages, top_links"
 )
+# The kind of value in `facet_values` of each facet column (a story's value is its id, the topics' the stored
+# JSON list), and the column of `articles` it comes from.
+_FACET_KINDS = {"source": "source", "language": "language", "story": "story_id", "topics": "topics"}
 # What a words search reads of each match in its window (`_window`): seq, score, then these columns of its
 # `article_facets` row (published: microseconds since the epoch; the others: `facet_values` ids, null where
 # the article has no language or story). Facets count them ("topic": the id of the stored JSON list, "day":
 # the UTC day of `published`); the ordering is score, published, then id (read for the page's rows only).
-_FACET_COLUMNS = "published, source, language, story, topics"
+_FACET_FIELDS = ("published", *_FACET_KINDS)
+_FACET_COLUMNS = ", ".join(_FACET_FIELDS)
 _SEQ, _SCORE, _PUBLISHED = 0, 1, 2
 _FACET_AT = {"source": 3, "language": 4, "story_id": 5, "topic": 6, "day": _PUBLISHED}
-# The kind of value in `facet_values` of each facet column (a story's value is its id, the topics' the stored
-# JSON list), and the column of `articles` it comes from.
-_FACET_KINDS = {"source": "source", "language": "language", "story": "story_id", "topics": "topics"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _DAY_US = 86_400_000_000
 _STORY_ORDER = {"last_seen": "last_seen DESC, id", "size": "article_count DESC, last_seen DESC, id"}
@@ -200,11 +201,6 @@ def _now() -> str:
 def _micros(value: datetime) -> int:
     """A UTC-aware datetime as whole microseconds since the epoch (exact: no float in between)."""
     return (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def _micros_of_text(value: str) -> int:
-    """`_micros` of a stored `_ts` text (for the upgrade of an older archive's facet rows)."""
-    return _micros(datetime.fromisoformat(value))
 
 
 class SQLiteArchive(ArchiveBackend):
@@ -577,7 +573,7 @@ class SQLiteArchive(ArchiveBackend):
             source += " JOIN article_facets f ON f.seq = a.seq"
             score, facets = "0.0", "f"
             order = "a.published_at ASC, a.id" if oldest else "a.published_at DESC, a.id"
-        columns = ", ".join(f"{facets}.{column}" for column in _FACET_COLUMNS.split(", "))
+        columns = ", ".join(f"{facets}.{column}" for column in _FACET_FIELDS)
         rows = self.db.execute(
             f"SELECT a.seq, {score}, {columns} {source} {where} ORDER BY {order} LIMIT ?",
             [*params, SEARCH_WINDOW + 1],
@@ -604,21 +600,11 @@ class SQLiteArchive(ArchiveBackend):
         return [(row, docs[row[_SEQ]]) for row in page if row[_SEQ] in docs]
 
     def _ids(self, seqs: Sequence[int]) -> dict[int, str]:
-        found: dict[int, str] = {}
-        for start in range(0, len(seqs), KNN_CHUNK // 8):  # within SQLite's bound on parameters
-            chunk = list(seqs[start : start + KNN_CHUNK // 8])
-            found.update(self.db.execute(f"SELECT seq, id FROM articles WHERE seq IN ({_placeholders(chunk)})",
-                                         chunk).fetchall())
-        return found
+        return dict(_rows_in(self.db, "SELECT seq, id FROM articles WHERE seq IN ({marks})", seqs))
 
     def _facet_values(self, ids: Iterable[int]) -> dict[int, str]:
         """`facet_values` id -> value, for `ids` only."""
-        wanted, found = list(ids), {}
-        for start in range(0, len(wanted), KNN_CHUNK // 8):  # within SQLite's bound on parameters
-            chunk = wanted[start : start + KNN_CHUNK // 8]
-            found.update(self.db.execute(f"SELECT id, value FROM facet_values WHERE id IN ({_placeholders(chunk)})",
-                                         chunk).fetchall())
-        return found
+        return dict(_rows_in(self.db, "SELECT id, value FROM facet_values WHERE id IN ({marks})", list(ids)))
 
     def _docs(self, seqs: Sequence[int]) -> dict[int, ArticleDoc]:
         if not seqs:
@@ -832,11 +818,8 @@ def _write_facets(db: sqlite3.Connection, rows: dict[int, tuple[Any, ...]]) -> N
         values = sorted({row[at] for row in rows.values() if row[at] is not None})
         db.executemany("INSERT OR IGNORE INTO facet_values (kind, value) VALUES (?, ?)",
                        [(kind, value) for value in values])
-        for start in range(0, len(values), KNN_CHUNK // 8):  # within SQLite's bound on parameters
-            chunk = values[start : start + KNN_CHUNK // 8]
-            ids.update(((kind, value), id_) for value, id_ in db.execute(
-                f"SELECT value, id FROM facet_values WHERE kind = ? AND value IN ({_placeholders(chunk)})",
-                [kind, *chunk]))
+        ids.update(((kind, value), id_) for value, id_ in _rows_in(
+            db, "SELECT value, id FROM facet_values WHERE kind = ? AND value IN ({marks})", values, kind))
     kinds = list(_FACET_KINDS.values())
     db.executemany(
         f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
@@ -845,15 +828,12 @@ def _write_facets(db: sqlite3.Connection, rows: dict[int, tuple[Any, ...]]) -> N
 
 
 def _fill_facets(db: sqlite3.Connection) -> None:
-    """The facet rows (and values) of every article, from the `articles` table: an older archive's upgrade."""
-    for kind in _FACET_KINDS.values():
-        db.execute(f"INSERT OR IGNORE INTO facet_values (kind, value) "
-                   f"SELECT DISTINCT '{kind}', {kind} FROM articles WHERE {kind} IS NOT NULL")
-    db.create_function("flankwatch_micros", 1, _micros_of_text, deterministic=True)
-    ids = ", ".join(f"(SELECT id FROM facet_values WHERE kind = '{kind}' AND value = a.{kind})"
-                    for kind in _FACET_KINDS.values())
-    db.execute(f"INSERT OR REPLACE INTO article_facets (seq, {_FACET_COLUMNS}) "
-               f"SELECT a.seq, flankwatch_micros(a.published_at), {ids} FROM articles a")
+    """The facet rows (and values) of every article, from the `articles` table, a chunk at a time through
+    `_write_facets`: an older archive's upgrade."""
+    cursor = db.execute(f"SELECT seq, published_at, {', '.join(_FACET_KINDS.values())} FROM articles")
+    while rows := cursor.fetchmany(KNN_CHUNK):
+        _write_facets(db, {seq: (_micros(datetime.fromisoformat(published)), *values)
+                           for seq, published, *values in rows})
 
 
 def _full_text(doc: ArticleDoc) -> tuple[str, str, str]:
@@ -1000,6 +980,14 @@ def _matching(query: SearchQuery, match: str, table: str = "articles") -> tuple[
 
 def _placeholders(values: Any) -> str:
     return ", ".join("?" for _ in values)
+
+
+def _rows_in(db: sqlite3.Connection, sql: str, values: Sequence[Any], *before: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of `sql` for every one of `values`, which fill its `IN ({marks})` a chunk at a time (within
+    SQLite's bound on parameters); `before` are the parameters ahead of that list."""
+    for start in range(0, len(values), KNN_CHUNK // 8):
+        chunk = list(values[start : start + KNN_CHUNK // 8])
+        yield from db.execute(sql.format(marks=_placeholders(chunk)), [*before, *chunk])
 
 
 def _chunks(cursor: sqlite3.Cursor) -> Iterator[list[tuple[int, bytes]]]:
